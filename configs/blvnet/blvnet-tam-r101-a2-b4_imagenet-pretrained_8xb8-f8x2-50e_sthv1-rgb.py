@@ -1,0 +1,15 @@
+# bLVNet-TAM-101 (alpha 2, beta 4), 16 frames (8 big-little pairs, "f8x2"),
+# Something-Something V1 (174 classes).
+# Official checkpoint: st2stv1-bLVNet-TAM-101-a2-b4-f8x2.pth.tar
+# (tools/convert/blvnet_to_mmcsn.py converts it; see README.md).
+# Same recipe as the R50 config it inherits; only the depth and the
+# ImageNet bLResNet-101 initialisation change.
+_base_ = [
+    './blvnet-tam-r50-a2-b4_imagenet-pretrained_'
+    '8xb8-f8x2-50e_sthv1-rgb.py'
+]
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        pretrained='pretrained/ImageNet-bLResNet-101-a2-b4.pth.tar'))

@@ -1,0 +1,19 @@
+# ip-CSN-152, IG-65M pretrained, fine-tuned 58 epochs on Kinetics-400
+# with BN TRAINED (bn_frozen=False, norm_eval=False). No published
+# number for this recipe.
+_base_ = [
+    'mmaction::_base_/models/ircsn_r152.py',
+    './_base_/csn_kinetics400_32x2x1_58e.py'
+]
+custom_imports = dict(imports=['mmcsn'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        type='CSN',
+        depth=152,
+        bottleneck_mode='ip',
+        norm_eval=False,
+        bn_frozen=False,
+        # VMZ ipCSN_152_ig65m_from_scratch pkl converted by MMAction2
+        pretrained='https://download.openmmlab.com/mmaction/recognition/csn/'
+        'ipcsn_from_scratch_r152_ig65m_20210617-c4b99d38.pth'))

@@ -1,0 +1,193 @@
+"""Acceptance: official bLVNet-TAM weights -> CLI converter -> Recognizer2D.
+
+The reference logits in ``shared/fixtures/blvnet`` come from the official
+model code (IBM/bLVNet-TAM) with deterministic weights rebuilt here from
+``keys.txt`` by the fixture README's recipe.
+"""
+import ast
+import importlib.util
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+from mmaction.registry import MODELS
+from mmengine.registry import DefaultScope
+
+import mmcsn  # noqa: F401  (registers bLResNet)
+from mmcsn.checkpoint import (
+    CheckpointError,
+    load_checkpoint_file,
+    load_state_dict_checked,
+)
+from mmcsn.checkpoint.blvnet import (
+    blresnet_imagenet_to_mmcsn,
+    blvnet_tam_to_mmcsn,
+    detect_blvnet_format,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parents[2] / 'shared' / 'fixtures' / \
+    'blvnet'
+SEED = 20191208
+
+
+def _load_cli():
+    path = REPO / 'tools' / 'convert' / 'blvnet_to_mmcsn.py'
+    spec = importlib.util.spec_from_file_location('_cli_blvnet', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fill(name: str, shape: tuple, g: torch.Generator) -> torch.Tensor:
+    """The fixture README's deterministic recipe for one key."""
+    if name.endswith('num_batches_tracked'):
+        return torch.zeros(shape, dtype=torch.int64)
+    if name.endswith('running_mean'):
+        return 0.01 * torch.randn(shape, generator=g)
+    if name.endswith('running_var'):
+        return 1.0 + 0.1 * torch.rand(shape, generator=g)
+    if len(shape) == 1 and name.endswith('.weight'):
+        return 1.0 + 0.1 * torch.randn(shape, generator=g)
+    if len(shape) == 1 and name.endswith('.bias'):
+        return 0.01 * torch.randn(shape, generator=g)
+    return torch.randn(shape, generator=g) * math.sqrt(1 / math.prod(
+        shape[1:]))
+
+
+@pytest.fixture(scope='module')
+def official():
+    """(official-layout state_dict, input, reference logits)."""
+    g = torch.Generator().manual_seed(SEED)
+    state_dict = OrderedDict()
+    for line in (FIXTURE / 'keys.txt').read_text().splitlines():
+        name, shape, _ = line.split('\t')
+        state_dict[name] = _fill(name, ast.literal_eval(shape), g)
+    inputs = torch.randn(2, 16, 3, 112, 112, generator=g)
+    expected = torch.load(FIXTURE / 'expected.pt', weights_only=True)
+    assert torch.equal(inputs, expected['input'])  # recipe reproduced
+    return state_dict, expected['input'], expected['logits']
+
+
+@pytest.fixture(scope='module')
+def recognizer():
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        model = MODELS.build(
+            dict(
+                type='Recognizer2D',
+                backbone=dict(
+                    type='bLResNet',
+                    depth=50,
+                    alpha=2,
+                    beta=4,
+                    num_segments=16),
+                cls_head=dict(
+                    type='TSNHead',
+                    num_classes=10,
+                    in_channels=2048,
+                    consensus=dict(type='AvgConsensus', dim=1),
+                    dropout_ratio=0.5)))
+    return model.eval()
+
+
+def _logits(model, inputs: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(inputs, mode='tensor', stage='head')
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((ours - ref).abs().max() / ref.abs().max()).item()
+
+
+@pytest.mark.parametrize('layout', ['released', 'train_py'])
+def test_converted_official_weights_match_reference_logits(
+        official, recognizer, tmp_path, layout):
+    state_dict, inputs, ref = official
+    if layout == 'train_py':  # DataParallel keys inside ['state_dict']
+        source = dict(
+            epoch=50,
+            arch='blvnet-tam',
+            state_dict=OrderedDict(
+                ('module.' + k, v) for k, v in state_dict.items()))
+    else:  # released files: a plain state_dict
+        source = state_dict
+    src, dst = tmp_path / 'official.pth.tar', tmp_path / 'mmcsn.pth'
+    torch.save(source, src)
+    assert _load_cli().main([str(src), str(dst)]) == 0
+
+    converted = load_checkpoint_file(dst)
+    assert converted['meta']['depth'] == 50
+    assert converted['meta']['num_classes'] == 10
+    assert len(converted['state_dict']) == 449
+    load_state_dict_checked(recognizer, converted['state_dict'], strict=True)
+    ours = _logits(recognizer, inputs)
+    assert ours.shape == ref.shape == (2, 10)
+    assert _rel_err(ours, ref) <= 1e-5
+
+
+def test_parity_catches_swapped_big_little_frames(official, recognizer):
+    """Feeding even frames to big (and odd to little) breaks parity."""
+    state_dict, inputs, ref = official
+    load_state_dict_checked(recognizer, blvnet_tam_to_mmcsn(state_dict))
+    swapped = inputs.view(2, 8, 2, 3, 112, 112).flip(2).reshape(inputs.shape)
+    assert _rel_err(_logits(recognizer, swapped), ref) > 1e-3
+
+
+# ----------------------------------------------------------------------
+# the pure conversion functions and the CLI's guards
+
+
+def test_rename_tables():
+    sd = OrderedDict([
+        ('baseline_model.conv1.weight', torch.zeros(1)),
+        ('baseline_model.layer4.0.tam.blending_layers.4.weight',
+         torch.zeros(1)),
+        ('baseline_model.fc.weight', torch.zeros(1)),  # dropout == 0 model
+        ('baseline_model.fc.bias', torch.zeros(1)),
+    ])
+    assert list(blvnet_tam_to_mmcsn(sd)) == [
+        'backbone.conv1.weight',
+        'backbone.layer4.0.tam.blending_layers.4.weight',
+        'cls_head.fc_cls.weight', 'cls_head.fc_cls.bias'
+    ]
+    imagenet = OrderedDict([('conv1.weight', torch.zeros(64, 3, 7, 7)),
+                            ('b_conv0.weight', torch.zeros(1)),
+                            ('bl_init.weight', torch.zeros(1)),
+                            ('fc.weight', torch.zeros(1))])
+    assert detect_blvnet_format(imagenet) == 'blresnet_imagenet'
+    out = blresnet_imagenet_to_mmcsn(imagenet, in_channels=10)
+    assert list(out) == [
+        'backbone.conv1.weight', 'backbone.b_conv0.weight',
+        'backbone.bl_init.weight'
+    ]
+    assert out['backbone.conv1.weight'].shape == (64, 10, 7, 7)  # flow
+
+
+def test_conversion_errors():
+    with pytest.raises(CheckpointError, match=r"unexpected key 'extra.w'"):
+        blvnet_tam_to_mmcsn({'new_fc.weight': torch.zeros(1),
+                             'extra.w': torch.zeros(1)})
+    with pytest.raises(CheckpointError, match='both map to'):
+        blvnet_tam_to_mmcsn({'baseline_model.fc.weight': torch.zeros(1),
+                             'new_fc.weight': torch.zeros(1)})
+    with pytest.raises(CheckpointError, match='not a bLVNet-TAM / bLResNet'):
+        detect_blvnet_format({'encoder.weight': torch.zeros(1)})
+
+
+def test_cli_guards(tmp_path, capsys):
+    cli = _load_cli()
+    src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
+    torch.save({'new_fc.weight': torch.zeros(2, 3)}, src)
+    assert cli.main([str(src), str(src)]) == 1  # never writes the input
+    assert 'input file' in capsys.readouterr().err
+    assert cli.main([str(src), str(dst)]) == 0
+    assert cli.main([str(src), str(dst)]) == 1  # exists, no --force
+    assert '--force' in capsys.readouterr().err
+    assert cli.main([str(src), str(dst), '--force']) == 0
+    assert cli.main([str(dst), str(tmp_path / 'again.pth')]) == 1
+    assert 'already has mmcsn keys' in capsys.readouterr().err
+    torch.save({'encoder.weight': torch.zeros(1)}, src)
+    assert cli.main([str(src), str(dst), '--force']) == 1

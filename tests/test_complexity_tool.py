@@ -1,0 +1,139 @@
+"""count_complexity and tools/analysis/complexity.py.
+
+The CSN-152 figures are the published ones (VMZ zoo: conv+fc GMACs at
+32x256x256 and params; MMAction2 metafile: + 2 x BN elements), see
+``shared/spec/csn.md`` sections 2-3.
+"""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch.nn as nn
+from mmaction.registry import MODELS
+from mmengine.registry import init_default_scope
+
+import mmcsn  # noqa: F401  (registers CSN)
+from mmcsn.utils import count_complexity, mmaction_flops
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CSN = REPO / 'configs/demo/ircsn_tiny-r50_1xb8-8x2x1-12e_motion-rgb.py'
+
+# (mode, GMACs conv+fc, params M incl. 400-class fc, MMAction2 GFLOPs)
+PUBLISHED_152 = [('ir', 96.71, 29.70, 97.643), ('ip', 108.79, 33.02, 109.883)]
+
+
+def _recognizer(backbone_type: str, mode: str, depth: int) -> nn.Module:
+    init_default_scope('mmaction')
+    return MODELS.build(
+        dict(
+            type='Recognizer3D',
+            backbone=dict(
+                type=backbone_type,
+                depth=depth,
+                pretrained=None,
+                pretrained2d=False,
+                with_pool2=False,
+                bottleneck_mode=mode),
+            cls_head=dict(type='I3DHead', num_classes=400,
+                          in_channels=2048)))
+
+
+@pytest.mark.parametrize('mode,gmacs,mparams,mm_gflops', PUBLISHED_152)
+def test_csn152_matches_published(mode, gmacs, mparams, mm_gflops):
+    result = count_complexity(
+        _recognizer('CSN', mode, 152), (1, 3, 32, 256, 256))
+    assert result['macs'] / 1e9 == pytest.approx(gmacs, rel=1e-3)
+    assert result['params'] / 1e6 == pytest.approx(mparams, rel=1e-3)
+    assert mmaction_flops(result) / 1e9 == pytest.approx(mm_gflops, rel=1e-4)
+    # the 400-class fc is the only linear layer
+    assert result['macs_by_op']['addmm'] == 2048 * 400
+
+
+@pytest.mark.parametrize('mode', ['ir', 'ip'])
+def test_csn_counts_equal_mmaction_resnet3dcsn(mode):
+    shape = (1, 3, 8, 64, 64)
+    ours = count_complexity(_recognizer('CSN', mode, 50), shape)
+    theirs = count_complexity(_recognizer('ResNet3dCSN', mode, 50), shape)
+    assert ours == theirs
+
+
+def test_counts_match_formula_and_real_run():
+    t, h, w = 4, 6, 5
+    model = nn.Sequential(
+        nn.Conv3d(3, 8, 3, padding=1), nn.BatchNorm3d(8), nn.ReLU(),
+        nn.Conv3d(8, 8, 3, stride=2, padding=1, groups=8),
+        nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(8, 5))
+    result = count_complexity(model, (2, 3, t, h, w))
+    out_s = [(n + 2 - 3) // 2 + 1 for n in (t, h, w)]
+    conv = 2 * (8 * 3 * 27 * t * h * w + 8 * 27 * out_s[0] * out_s[1] *
+                out_s[2])
+    assert result['macs_by_op'] == {'convolution': conv, 'addmm': 2 * 8 * 5}
+    assert result['norm_elements'] == 2 * 8 * t * h * w
+    assert result['params'] == sum(p.numel() for p in model.parameters())
+    # the meta-device count equals a count on real tensors
+    real = count_complexity(model, (2, 3, t, h, w), on_meta=False)
+    assert real == result
+    assert next(model.parameters()).device.type == 'cpu'
+
+
+def test_recognizer_shape_is_checked():
+    model = _recognizer('CSN', 'ir', 50)
+    with pytest.raises(ValueError, match='must have 4 .* or 5'):
+        count_complexity(model, (3, 8, 64))
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'complexity_tool', REPO / 'tools/analysis/complexity.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli(tmp_path, capsys):
+    out = tmp_path / 'counts.json'
+    result = _load_tool().main([
+        str(DEMO_CSN), '--shape', '1', '3', '8', '32', '32', '--by-op',
+        '--json',
+        str(out), '--cfg-options', 'model.cls_head.num_classes=7'
+    ])
+    printed = capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert saved['macs'] == result['macs'] > 0
+    assert saved['mmaction_flops'] == result['macs'] + 2 * result[
+        'norm_elements']
+    # the fc follows --cfg-options: 512 inputs x 7 classes
+    assert result['macs_by_op']['addmm'] == 512 * 7
+    assert f'{result["params"] / 1e6:.2f}' in printed
+    assert 'convolution:' in printed
+    assert result['shape'] == [1, 3, 8, 32, 32]
+
+
+def test_benchmark_tool_runs(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', REPO / 'tools/analysis/benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'bench.json'
+    md = tmp_path / 'bench.md'
+    result = tool.main([
+        str(DEMO_CSN), '--compare-impl', 'plain-dw', '--shape', '2', '3',
+        '8', '32', '32', '--iters', '1', '--warmup', '0', '--threads', '1',
+        '--mode', 'train', '--memory', '--json',
+        str(out), '--md',
+        str(md)
+    ])
+    assert json.loads(out.read_text())['train']['B']['times_ms'] == result[
+        'train']['B']['times_ms']
+    entry = result['train']
+    assert 'eval' not in result
+    assert entry['A']['median_ms'] > 0 and entry['B']['median_ms'] > 0
+    assert entry['ratio_b_over_a'] == pytest.approx(
+        entry['B']['median_ms'] / entry['A']['median_ms'])
+    # a train step of the model allocates activations: > 0 peak growth
+    assert entry['A']['peak_mb'] > 0 and entry['B']['peak_mb'] > 0
+    assert md.read_text().count('| plain-dw | 2x3x8x32x32 | train |') == 1
+    with pytest.raises(ValueError, match='either --vs or --compare-impl'):
+        tool.parse_args(['a.py', '--vs', 'b.py', '--compare-impl',
+                         'mmaction'])

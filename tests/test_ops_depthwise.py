@@ -1,0 +1,154 @@
+"""DepthwiseConv3d: same values and gradients as ``F.conv3d(groups=C)``."""
+import ctypes
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmcsn.ops import DepthwiseConv3d, depthwise_conv3d, tune_malloc
+from mmcsn.ops.depthwise_conv3d import _DepthwiseConv3dFunction
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny inputs: on a shared CPU, OpenMP threads cost more than they save
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _reference(x, conv):
+    return F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding, 1,
+                    conv.groups)
+
+
+def _grads(out, inputs, grad):
+    return torch.autograd.grad(out, inputs, grad)
+
+
+def _assert_close(a, b):
+    # 1e-5 relative to the tensor's scale: the custom backward sums the
+    # same products in another order than oneDNN's.
+    scale = b.abs().max().clamp_min(1e-12)
+    assert ((a - b).abs().max() / scale).item() < 1e-5
+
+
+@pytest.mark.parametrize('stride', [1, 2, (1, 2, 2), (2, 1, 1)])
+@pytest.mark.parametrize('shape', [(2, 4, 5, 7, 6), (1, 3, 4, 9, 9),
+                                   (1, 2, 1, 3, 2)])
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('bias', [False, True])
+def test_matches_conv3d(stride, shape, channels_last, bias):
+    torch.manual_seed(0)
+    conv = DepthwiseConv3d(shape[1], 3, stride=stride, padding=1, bias=bias)
+    x = torch.randn(shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    out = conv(x)
+    assert out.grad_fn.name() == '_DepthwiseConv3dFunctionBackward'
+    expected = _reference(x, conv)
+    assert torch.equal(out, expected)
+    grad = torch.randn_like(out)
+    inputs = [x] + list(conv.parameters())
+    for got, ref in zip(_grads(out, inputs, grad),
+                        _grads(expected, inputs, grad)):
+        assert got.shape == ref.shape
+        _assert_close(got, ref)
+
+
+@pytest.mark.parametrize('kernel,stride,padding', [(3, 3, 1), (5, 2, 2),
+                                                   ((3, 1, 3), 2, (1, 0, 1)),
+                                                   (3, 2, 0)])
+def test_other_kernels_strides_paddings(kernel, stride, padding):
+    torch.manual_seed(1)
+    conv = DepthwiseConv3d(3, kernel, stride=stride, padding=padding)
+    x = torch.randn(1, 3, 7, 8, 9, requires_grad=True)
+    out = conv(x)
+    expected = _reference(x, conv)
+    grad = torch.randn_like(out)
+    for got, ref in zip(_grads(out, [x, conv.weight], grad),
+                        _grads(expected, [x, conv.weight], grad)):
+        _assert_close(got, ref)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_gradcheck_float64(stride):
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: _DepthwiseConv3dFunction.apply(
+            x, w, b, (stride, ) * 3, (1, 1, 1)), (x, w, b))
+
+
+def test_state_dict_is_conv3d():
+    conv = DepthwiseConv3d(4, bias=True)
+    plain = nn.Conv3d(4, 4, 3, padding=1, groups=4, bias=True)
+    plain.load_state_dict(conv.state_dict(), strict=True)
+    conv.load_state_dict(plain.state_dict(), strict=True)
+    assert isinstance(conv, nn.Conv3d)
+    assert conv.weight.shape == (4, 1, 3, 3, 3)
+
+
+def test_plain_path_without_grad_and_under_autocast():
+    conv = DepthwiseConv3d(4, stride=2)
+    x = torch.randn(1, 4, 4, 6, 6, requires_grad=True)
+    with torch.no_grad():
+        assert torch.equal(conv(x), _reference(x, conv))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = conv(x)
+        ref = _reference(x, conv)
+    assert out.dtype == torch.bfloat16
+    assert out.grad_fn.name() != '_DepthwiseConv3dFunctionBackward'
+    out.float().sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(
+        conv.weight.grad).all()
+    assert torch.allclose(out.float(), ref.float())
+    assert torch.allclose(out.float(), _reference(x, conv), atol=0.05)
+
+
+def test_functional_and_bad_arguments():
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 3, 4, 4, requires_grad=True)
+    w = torch.randn(2, 1, 3, 3, 3, requires_grad=True)
+    out = depthwise_conv3d(x, w, None, stride=(1, 2, 2), padding=1)
+    assert torch.equal(out, F.conv3d(x, w, None, (1, 2, 2), 1, 1, 2))
+    with pytest.raises(ValueError, match='stride must be an int or 3 ints'):
+        depthwise_conv3d(x, w, stride=(1, 2))
+    with pytest.raises(ValueError, match="padding must be an int or 3"):
+        DepthwiseConv3d(2, padding='same')
+
+
+def test_torch_compile_forward_backward():
+    torch.manual_seed(0)
+    conv = DepthwiseConv3d(3, stride=2, bias=True)
+    x = torch.randn(1, 3, 4, 6, 6, requires_grad=True)
+    compiled = torch.compile(conv, backend='aot_eager')
+    out = compiled(x)
+    expected = _reference(x, conv)
+    assert torch.allclose(out, expected, atol=1e-6)
+    grad = torch.randn_like(out)
+    for got, ref in zip(_grads(out, [x, conv.weight], grad),
+                        _grads(expected, [x, conv.weight], grad)):
+        _assert_close(got, ref)
+
+
+def test_tune_malloc(monkeypatch):
+    with pytest.raises(ValueError, match='threshold must be an int'):
+        tune_malloc(2**31)
+    monkeypatch.setenv('MMCSN_NO_MALLOC_TUNING', '1')
+    assert tune_malloc() is False
+    monkeypatch.delenv('MMCSN_NO_MALLOC_TUNING')
+    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '1')
+    assert tune_malloc() is False  # the user's variable wins
+    monkeypatch.delenv('MALLOC_MMAP_THRESHOLD_')
+    try:
+        ctypes.CDLL('libc.so.6').gnu_get_libc_version
+        glibc = True
+    except (OSError, AttributeError):
+        glibc = False
+    assert tune_malloc() is glibc

@@ -1,0 +1,344 @@
+"""Time and peak memory of models built from configs, A/B interleaved.
+
+Examples::
+
+    # eval forward and train step (fwd + bwd) of one config
+    python tools/analysis/benchmark.py CONFIG --shape 1 3 16 112 112
+    # two configs, interleaved A, B, A, B, ...; prints B / A
+    python tools/analysis/benchmark.py CONFIG_A --vs CONFIG_B
+    # the same config with MMAction2's implementation (ResNet3dCSN, same
+    # weights) or with DepthwiseConv3d's plain autograd backward as B
+    python tools/analysis/benchmark.py CONFIG --compare-impl mmaction
+    python tools/analysis/benchmark.py CONFIG --compare-impl plain-dw
+    # a registered backbone instead of a config (JSON dict)
+    python tools/analysis/benchmark.py '{"type": "CSN", "depth": 50}'
+
+Timings: ``--warmup`` untimed runs, then ``--iters`` rounds, each running
+A then B (order swapped every round); the median per model is reported.
+"train" is forward + backward of ``output.sum()`` with grads reset, no
+optimizer. Peak memory (``--memory``) is measured in a fresh subprocess
+per model and mode: CPU peak RSS (``VmHWM``) minus the RSS after the model
+and input exist; on CUDA ``max_memory_allocated``. Set the malloc
+thresholds (``--malloc-tuning on``, the default) to get stable CPU timings.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ['main', 'parse_args']
+
+IMPLS = ('mmaction', 'plain-dw')
+# mmcsn CSN arguments that MMAction2's ResNet3dCSN does not take
+_MMCSN_ONLY_ARGS = ('memory_format', 'fuse_bn_eval', 'groups', 'expansion',
+                    'with_pool1')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``argv`` for tests)."""
+    parser = argparse.ArgumentParser(
+        description='Benchmark eval forward / train step time and memory')
+    parser.add_argument(
+        'config', help='config file, or a JSON dict of a registered backbone')
+    parser.add_argument('--vs', default=None, help='config B (interleaved)')
+    parser.add_argument(
+        '--compare-impl',
+        choices=IMPLS,
+        default=None,
+        help='B = same config with MMAction2 ResNet3dCSN (same weights) or '
+        'with DepthwiseConv3d running plain autograd')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs='+',
+        default=[1, 3, 16, 112, 112],
+        help='backbone input: N C T H W (3D) or T C H W (2D)')
+    parser.add_argument(
+        '--mode', choices=('eval', 'train', 'both'), default='both')
+    parser.add_argument('--iters', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--memory', action='store_true', help='peak memory per model')
+    parser.add_argument(
+        '--malloc-tuning',
+        choices=('on', 'off'),
+        default='on',
+        help='raise glibc malloc thresholds (mmcsn.ops.tune_malloc)')
+    parser.add_argument('--json', default=None, help='write results here')
+    parser.add_argument(
+        '--md', default=None, help='append the Markdown rows to this file')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=None,
+        help='override entries of every config, xxx=yyy format')
+    parser.add_argument('--memory-child', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.vs and args.compare_impl:
+        raise ValueError('use either --vs or --compare-impl, not both')
+    return args
+
+
+def _load_cfg(spec: str, options: Optional[List[str]]):
+    """mmengine Config of a config file or a JSON backbone dict."""
+    from mmengine.config import Config, DictAction
+
+    if spec.lstrip().startswith('{'):
+        cfg = Config(dict(model=json.loads(spec)))
+    else:
+        cfg = Config.fromfile(spec)
+    if options:
+        parsed = argparse.ArgumentParser()
+        parsed.add_argument('--o', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parsed.parse_args(['--o', *options]).o)
+    model = cfg.model
+    if 'backbone' in model and 'pretrained' in model.backbone:
+        model.backbone.pretrained = None  # timing needs no download
+    return cfg
+
+
+def _build(cfg) -> nn.Module:
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import mmcsn  # noqa: F401  (stack fixes + registers mmcsn modules)
+
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    return MODELS.build(cfg.model)
+
+
+def _mmaction_twin(cfg, model_a: nn.Module) -> nn.Module:
+    """MMAction2 ``ResNet3dCSN`` version of an mmcsn CSN config."""
+    twin = cfg.copy()
+    backbone = twin.model.backbone if 'backbone' in twin.model else twin.model
+    if backbone.type not in ('CSN', 'mmcsn.CSN'):
+        raise ValueError('--compare-impl mmaction needs a CSN backbone, got '
+                         f'{backbone.type!r}')
+    backbone.type = 'ResNet3dCSN'
+    for key in _MMCSN_ONLY_ARGS:
+        backbone.pop(key, None)
+    model_b = _build(twin)
+    # same weights: the state_dict layouts are identical by design
+    model_b.load_state_dict(model_a.state_dict(), strict=True)
+    return model_b
+
+
+def _plain_dw(model: nn.Module) -> nn.Module:
+    """Patch every DepthwiseConv3d instance to run a plain ``F.conv3d``."""
+    from mmcsn.ops import DepthwiseConv3d
+
+    def plain(conv):
+        return lambda x: F.conv3d(x, conv.weight, conv.bias, conv.stride, conv
+                                  .padding, 1, conv.groups)
+
+    patched = 0
+    for module in model.modules():
+        if isinstance(module, DepthwiseConv3d):
+            module.forward = plain(module)
+            patched += 1
+    if not patched:
+        raise ValueError('--compare-impl plain-dw: the model has no '
+                         'DepthwiseConv3d')
+    return model
+
+
+def _runner(model: nn.Module, shape: Tuple[int, ...], mode: str,
+            device: torch.device) -> Callable[[], None]:
+    """A closure running one eval forward or one train step."""
+    from mmcsn.utils import recognizer_forward
+
+    forward = recognizer_forward(model, shape)
+    if mode == 'eval':
+        model.eval()
+
+        def run():
+            with torch.no_grad():
+                forward(device)
+    else:
+        model.train()
+
+        def run():
+            out = forward(device)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            out.float().sum().backward()
+            for p in model.parameters():
+                p.grad = None
+
+    return run
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _time_interleaved(runs: Dict[str, Callable], iters: int, warmup: int,
+                      device: torch.device) -> Dict[str, List[float]]:
+    """Seconds per call of each runner, interleaved, order swapped."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    times = {name: [] for name in runs}
+    names = list(runs)
+    for i in range(iters):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            _sync(device)
+            start = time.perf_counter()
+            runs[name]()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _status_kb(field: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def _memory_child(args: argparse.Namespace) -> None:
+    """Run inside a fresh process: peak memory of one model and mode."""
+    which, mode = args.memory_child.split(':')
+    model = _models(args)[which].to(args.device)  # the other one is freed
+    device = torch.device(args.device)
+    run = _runner(model, tuple(args.shape), mode, device)
+    if device.type == 'cuda':
+        run()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        run()
+        peak = torch.cuda.max_memory_allocated(device) - base
+    else:
+        base = _status_kb('VmRSS') * 1024
+        run()
+        run()
+        peak = _status_kb('VmHWM') * 1024 - base
+    print(json.dumps(dict(peak_bytes=peak, base_bytes=base)))
+
+
+def _models(args: argparse.Namespace) -> Dict[str, nn.Module]:
+    cfg_a = _load_cfg(args.config, args.cfg_options)
+    torch.manual_seed(0)
+    model_a = _build(cfg_a)
+    models = {'A': model_a}
+    if args.vs:
+        models['B'] = _build(_load_cfg(args.vs, args.cfg_options))
+    elif args.compare_impl == 'mmaction':
+        models['B'] = _mmaction_twin(cfg_a, model_a)
+    elif args.compare_impl == 'plain-dw':
+        cfg_b = _load_cfg(args.config, args.cfg_options)
+        model_b = _build(cfg_b)
+        model_b.load_state_dict(model_a.state_dict(), strict=True)
+        models['B'] = _plain_dw(model_b)
+    return models
+
+
+def _peak_memory(argv: List[str], which: str, mode: str) -> int:
+    """Peak memory of one model and mode, in a fresh process."""
+    cmd = [sys.executable, os.path.abspath(__file__), *argv,
+           '--memory-child', f'{which}:{mode}']
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])['peak_bytes']
+
+
+def _strip_memory_flags(argv: List[str]) -> List[str]:
+    return [a for a in argv if a not in ('--memory', )]
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Run the benchmark; print a table; return the results.
+
+    Args:
+        argv (list[str], optional): Command line; ``sys.argv[1:]`` if None.
+
+    Returns:
+        dict: Per mode, per model: ``median_ms``, ``times_ms`` and (with
+        ``--memory``) ``peak_mb``; ``ratio_b_over_a`` when there is a B.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.malloc_tuning == 'on':
+        from mmcsn.ops.malloc_tuning import tune_malloc
+        tune_malloc()
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        _memory_child(args)
+        return {}
+    device = torch.device(args.device)
+    models = {k: m.to(device) for k, m in _models(args).items()}
+    modes = ('eval', 'train') if args.mode == 'both' else (args.mode, )
+    results = dict(
+        config=args.config,
+        b=args.vs or args.compare_impl,
+        shape=args.shape,
+        threads=args.threads,
+        device=str(device),
+        torch=torch.__version__,
+        date=time.strftime('%Y-%m-%d'),
+        malloc_tuning=args.malloc_tuning,
+        load_avg=os.getloadavg()[0] if hasattr(os, 'getloadavg') else None)
+    child_argv = _strip_memory_flags(argv)
+    rows = []
+    for mode in modes:
+        runs = {
+            k: _runner(m, tuple(args.shape), mode, device)
+            for k, m in models.items()
+        }
+        times = _time_interleaved(runs, args.iters, args.warmup, device)
+        entry = {}
+        for name, values in times.items():
+            entry[name] = dict(
+                median_ms=statistics.median(values) * 1e3,
+                times_ms=[v * 1e3 for v in values])
+            if args.memory:
+                entry[name]['peak_mb'] = _peak_memory(child_argv, name,
+                                                      mode) / 2**20
+        if 'B' in entry:
+            entry['ratio_b_over_a'] = (
+                entry['B']['median_ms'] / entry['A']['median_ms'])
+        results[mode] = entry
+        rows.append(_md_row(args, mode, entry))
+    print('| config | B | shape | mode | A ms | B ms | B / A | A MB | B MB |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for row in rows:
+        print(row)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(results, f, indent=2)
+    if args.md:
+        with open(args.md, 'a') as f:
+            f.write('\n'.join(rows) + '\n')
+    return results
+
+
+def _md_row(args: argparse.Namespace, mode: str, entry: dict) -> str:
+    """One Markdown table row for a mode."""
+
+    def cell(name, key, fmt):
+        return format(entry[name][key], fmt) if (
+            name in entry and key in entry[name]) else '-'
+
+    ratio = format(entry['ratio_b_over_a'],
+                   '.2f') if 'ratio_b_over_a' in entry else '-'
+    name = os.path.basename(args.config)
+    return (f'| {name} | {args.vs or args.compare_impl or "-"} | '
+            f'{"x".join(map(str, args.shape))} | {mode} | '
+            f'{cell("A", "median_ms", ".1f")} | '
+            f'{cell("B", "median_ms", ".1f")} | {ratio} | '
+            f'{cell("A", "peak_mb", ".0f")} | {cell("B", "peak_mb", ".0f")} |')
+
+
+if __name__ == '__main__':
+    main()
