@@ -18,6 +18,7 @@ import pytest
 from mmaction.datasets import VideoDataset
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import Compose
+from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
@@ -234,3 +235,45 @@ def test_demo_generator_broken_videos_are_named(tmp_path):
         with pytest.raises(VideoReadError,
                            match=re.escape(repr(str(path)))):
             _pipeline(checked=True)(_sample(path))
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _video_configs() -> List[Path]:
+    """Every shipped config that reads video files (not raw frames)."""
+    configs = []
+    for path in sorted(REPO.glob('configs/**/*.py')):
+        if '_base_' not in path.parts and 'Decord' in _resolved_text(path):
+            configs.append(path)
+    return configs
+
+
+def _resolved_text(path: Path) -> str:
+    cfg = Config.fromfile(str(path))
+    return repr(cfg.train_dataloader.dataset.pipeline) + repr(
+        cfg.test_dataloader.dataset.pipeline)
+
+
+@pytest.mark.parametrize('config', _video_configs(),
+                         ids=lambda p: p.stem)
+def test_shipped_configs_name_or_skip_broken_videos(tmp_path, config):
+    """Train pipelines skip a broken video, val/test ones name it."""
+    cfg = Config.fromfile(str(config))
+    bad = _write_broken(tmp_path / 'bad.mp4', 'truncated')
+    for split, on_error in (('train', 'skip'), ('val', 'raise'),
+                            ('test', 'raise')):
+        steps = cfg[f'{split}_dataloader'].dataset.pipeline
+        types = [step['type'] for step in steps]
+        assert 'DecordInit' not in types and 'DecordDecode' not in types
+        checked = [s for s in steps if s['type'].startswith('CheckedDecord')]
+        assert len(checked) == 2, types
+        assert all(s.get('on_error', 'raise') == on_error for s in checked)
+        with DefaultScope.overwrite_default_scope('mmaction'):
+            pipeline = Compose([TRANSFORMS.build(s) for s in steps])
+        sample = _sample(bad, label=5)
+        if on_error == 'skip':
+            assert pipeline(sample) is None  # the dataset refetches
+        else:
+            with pytest.raises(VideoReadError, match=r'bad\.mp4'):
+                pipeline(sample)

@@ -1,10 +1,12 @@
 """bLResNet: layout, MMAction2 options, complexity, Recognizer2D use."""
 import ast
+import importlib.util
 from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 from mmengine.optim import OptimWrapper
@@ -16,8 +18,10 @@ import mmcsn  # noqa: F401  (registers bLResNet)
 from mmcsn.checkpoint import CheckpointError
 from mmcsn.models.backbones import bLResNet
 from mmcsn.models.backbones.blresnet import STEM_MODULES
+from mmcsn.models.backbones.blresnet_blocks import make_res_layer
 from mmcsn.models.common import TemporalAggregation
 
+REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parents[2] / 'shared' / 'fixtures' / \
     'blvnet'
 T = 4  # tiny clips: 4 frames = 2 big/little pairs
@@ -57,6 +61,107 @@ def test_state_dict_matches_official_layout():
         model = bLResNet(50, num_segments=16)
     got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     assert got == want
+
+
+@pytest.mark.parametrize(
+    'depth, entries, big, little',
+    [(50, 447, (2, 3, 5), (1, 1, 1)), (101, 789, (3, 7, 17), (1, 1, 3)),
+     (152, None, (4, 11, 29), (1, 2, 6))])
+def test_depth_table(depth, entries, big, little):
+    """bLResNet's own table: big = n - 1, little = max(1, n // beta - 1).
+
+    Official state_dict entries (spec: 449 / 791 with ``new_fc``; no
+    official count for 152) minus the two ``new_fc`` tensors.
+    """
+    with torch.device('meta'):
+        model = bLResNet(depth, num_segments=16)
+    if entries is not None:
+        assert len(model.state_dict()) == entries
+    for i in range(3):
+        stage = getattr(model, f'layer{i + 1}')
+        assert (len(stage.big), len(stage.little)) == (big[i], little[i])
+        assert len(stage.fusion) == 1
+    assert len(model.layer4) == 3
+    # the ResNet table would give another network (101: layer3 = 23)
+    assert model.arch_settings[depth][3] == 3
+
+
+@pytest.mark.parametrize('alpha, beta', [(4, 2), (1, 8)])
+def test_alpha_is_width_and_beta_is_depth(alpha, beta):
+    """alpha divides the little branch's width, beta its depth."""
+    model = _backbone(alpha=alpha, beta=beta).eval()
+    assert model.l_conv0.out_channels == 64 // alpha
+    for i, (out_ch, n) in enumerate(zip((256, 512, 1024), (3, 4, 6))):
+        stage = getattr(model, f'layer{i + 1}')
+        assert stage.little[0].conv3.out_channels == out_ch // alpha
+        assert stage.little_e[0].out_channels == out_ch
+        assert len(stage.little) == max(1, n // beta - 1)
+    with torch.no_grad():
+        out = model(torch.randn(T, 3, 32, 32))
+    assert out.shape == (T, 2048, 1, 1) and torch.isfinite(out).all()
+
+
+def test_big_map_resized_with_legacy_nearest():
+    """Official F.interpolate default ('nearest'): 2x2 -> 3x3 repeats the
+    first row / column (index floor(i * 2 / 3) = 0, 0, 1), unlike
+    'nearest-exact' (0, 1, 1). 48 px gives layer3 big 2x2, little 3x3
+    (112 px gives the fixture's 4x4 -> 7x7)."""
+    model = _backbone().eval()
+    seen = {}
+
+    def keep(name):
+        def hook(module, args, output=None):
+            seen[name] = (output if output is not None else args[0]).clone()
+        return hook
+
+    stage = model.layer3
+    hooks = [
+        stage.big.register_forward_hook(keep('big')),
+        stage.little_e.register_forward_hook(keep('little')),
+        stage.fusion.register_forward_pre_hook(keep('fused'))
+    ]
+    with torch.no_grad():
+        model(torch.randn(T, 3, 48, 48))
+    for h in hooks:
+        h.remove()
+    big, little = seen['big'], seen['little']
+    assert big.shape[-2:] == (2, 2) and little.shape[-2:] == (3, 3)
+    legacy = torch.tensor([0, 0, 1])
+    want = F.relu(big[:, :, legacy][:, :, :, legacy] + little)
+    torch.testing.assert_close(seen['fused'], want)
+    exact = torch.tensor([0, 1, 1])
+    other = F.relu(big[:, :, exact][:, :, :, exact] + little)
+    assert not torch.allclose(seen['fused'], other)
+
+
+def test_layer4_shortcut_takes_tam_output():
+    """Downsample shortcut on the TAM output; identity on the block input.
+    """
+    torch.manual_seed(0)
+    layer = make_res_layer(
+        8, 16, 2, stride=2, with_tam=True, num_segments=2).eval()
+    with torch.no_grad():
+        for m in layer.modules():
+            if isinstance(m, _BatchNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.running_mean.normal_(0, 0.1)
+        x = torch.randn(4, 8, 6, 6)
+
+        def residual(block, inp):
+            out = F.relu(block.bn1(block.conv1(inp)))
+            out = F.relu(block.bn2(block.conv2(out)))
+            return block.bn3(block.conv3(out))
+
+        b0, b1 = layer[0], layer[1]
+        tam_x = b0.tam(x)
+        y0 = F.relu(residual(b0, tam_x) + b0.downsample(tam_x))
+        torch.testing.assert_close(b0(x), y0)
+        wrong = F.relu(residual(b0, tam_x) + b0.downsample(x))
+        assert not torch.allclose(y0, wrong, atol=1e-3)
+        # identity shortcut: the block input before TAM
+        y1 = F.relu(residual(b1, b1.tam(y0)) + y0)
+        torch.testing.assert_close(b1(y0), y1)
+        torch.testing.assert_close(layer(x), y1)
 
 
 @pytest.mark.parametrize('depth, params', [(50, 25_020_142),
@@ -262,6 +367,29 @@ def test_pretrained_official_and_imagenet(tmp_path):
             assert not torch.equal(v, want[k]), k
         else:
             assert torch.equal(v, want[k]), k
+
+
+def test_pretrained_imagenet_converted_by_cli(tmp_path):
+    """An ImageNet file converted by the CLI still loads (TAMs kept)."""
+    source = _backbone()
+    imagenet, converted = tmp_path / 'in.pth.tar', tmp_path / 'in_mmcsn.pth'
+    _official_file(source, imagenet, 'imagenet')
+    spec = importlib.util.spec_from_file_location(
+        '_cli_blvnet_in', REPO / 'tools' / 'convert' / 'blvnet_to_mmcsn.py')
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    assert cli.main([str(imagenet), str(converted)]) == 0
+    model = bLResNet(50, num_segments=T, pretrained=str(converted))
+    model.init_weights()
+    want = source.state_dict()
+    for k, v in model.state_dict().items():
+        if '.tam.' in k or k.startswith('tam.'):
+            assert not torch.equal(v, want[k]), k
+        else:
+            assert torch.equal(v, want[k]), k
+    # TAM init = the official kaiming fan_out (std sqrt(2 / C))
+    w = model.layer4[1].tam.prev.weight
+    assert abs(w.std().item() / (2 / 2048)**0.5 - 1) < 0.1
 
 
 def test_pretrained_imagenet_missing_non_tam_key_raises(tmp_path):

@@ -24,7 +24,9 @@ from mmcsn.checkpoint import (
 from mmcsn.checkpoint.blvnet import (
     blresnet_imagenet_to_mmcsn,
     blvnet_tam_to_mmcsn,
+    convert_blvnet_checkpoint,
     detect_blvnet_format,
+    infer_blvnet_arch,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,6 +140,49 @@ def test_parity_catches_swapped_big_little_frames(official, recognizer):
 
 # ----------------------------------------------------------------------
 # the pure conversion functions and the CLI's guards
+
+
+def _recognizer_cfg(depth: int, blending_frames: int, classes: int) -> dict:
+    return dict(
+        type='Recognizer2D',
+        backbone=dict(
+            type='bLResNet',
+            depth=depth,
+            num_segments=16,
+            blending_frames=blending_frames),
+        cls_head=dict(
+            type='TSNHead', num_classes=classes, in_channels=2048))
+
+
+@pytest.mark.parametrize('depth', [50, 101, 152])
+@pytest.mark.parametrize('blending_frames', [1, 3, 5])
+def test_converter_any_depth_and_blending_frames(depth, blending_frames):
+    """Official keys of any depth / B convert to exactly the recognizer's.
+
+    The official layout is the recognizer's own backbone layout under
+    ``baseline_model.`` (checked against the official keys.txt for R50
+    in test_blresnet.py) plus ``new_fc``, behind ``module.`` in a
+    train.py wrapper; equal names and shapes is what a strict load needs.
+    """
+    with torch.device('meta'), \
+            DefaultScope.overwrite_default_scope('mmaction'):
+        model = MODELS.build(_recognizer_cfg(depth, blending_frames, 7))
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    official = OrderedDict(
+        ('module.baseline_model.' + k[len('backbone.'):], v)
+        for k, v in model.state_dict().items() if k.startswith('backbone.'))
+    official['module.new_fc.weight'] = torch.empty(7, 2048, device='meta')
+    official['module.new_fc.bias'] = torch.empty(7, device='meta')
+    converted, fmt, dropped = convert_blvnet_checkpoint(
+        dict(epoch=1, state_dict=official))
+    assert (fmt, dropped) == ('blvnet_tam', [])
+    assert {k: tuple(v.shape) for k, v in converted.items()} == want
+    assert infer_blvnet_arch(converted) == dict(
+        depth=depth,
+        alpha=2,
+        with_tam=True,
+        blending_frames=blending_frames,
+        num_classes=7)
 
 
 def test_rename_tables():

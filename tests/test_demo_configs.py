@@ -38,7 +38,8 @@ def test_config_structure(config: Path):
         types = [t.type for t in pipeline]
         # a horizontal flip turns move_left into move_right
         assert 'Flip' not in types
-        assert types[:3] == ['DecordInit', 'SampleFrames', 'DecordDecode']
+        assert types[:3] == ['CheckedDecordInit', 'SampleFrames',
+                             'CheckedDecordDecode']
         fmt = next(t for t in pipeline if t.type == 'FormatShape')
         assert fmt.input_format == expected
         sample = pipeline[1]

@@ -43,13 +43,18 @@ def _tam(blending_frames: int, channels: int = 6, segments: int = 4,
     return tam
 
 
-@pytest.mark.parametrize('blending_frames', [3, 5])
-def test_fast_matches_reference_forward_and_grads(blending_frames):
-    tam = _tam(blending_frames)
-    x = torch.randn(2 * 4, 6, 3, 5, requires_grad=True)
+# (B, T): the official B = 3, wider windows, and B > T (offsets that
+# fall outside the clip entirely: only zero padding is left for them)
+@pytest.mark.parametrize('blending_frames, segments', [(3, 4), (5, 4),
+                                                       (1, 4), (3, 8),
+                                                       (5, 2), (7, 3)])
+def test_fast_matches_reference_forward_and_grads(blending_frames,
+                                                  segments):
+    tam = _tam(blending_frames, segments=segments)
+    x = torch.randn(2 * segments, 6, 3, 5, requires_grad=True)
     out = tam(x)
     x_ref = x.detach().clone().requires_grad_()
-    ref = reference_tam(x_ref, tam.weight_holders(), 4)
+    ref = reference_tam(x_ref, tam.weight_holders(), segments)
     assert (ref == 0).any() and (ref > 0).any()  # ReLU active both ways
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
 

@@ -150,6 +150,28 @@ def test_neck_matches_reference(blending_frames, collapse, views):
     torch.testing.assert_close(out, expected)
 
 
+@pytest.mark.parametrize('collapse', ['mean', 'max'])
+def test_neck_gradients_match_reference(collapse):
+    """Input and TAM-weight gradients equal the loop reference's."""
+    neck = MODELS.build(
+        dict(type='TAMNeck', in_channels=6, num_segments=4,
+             collapse=collapse))
+    randomise_tam(neck, seed=1)
+    torch.manual_seed(2)
+    x = torch.randn(2, 6, 2 * 4, 3, 3, requires_grad=True)
+    out, _ = neck([x])
+    holders = [m.weight for m in neck.tam.weight_holders()]
+    x_ref = x.detach().clone().requires_grad_()
+    weights = torch.stack([w.view(6) for w in holders])
+    ref = reference_neck(x_ref, weights, list(neck.tam.offsets), 4,
+                         collapse)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, [x] + holders, grad)
+    want = torch.autograd.grad(ref, [x_ref] + holders, grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-6)
+
+
 def test_views_are_aggregated_separately():
     """3 views of T frames == the mean of the neck on each view alone."""
     neck = MODELS.build(dict(type='TAMNeck', in_channels=4, num_segments=5))
@@ -242,9 +264,17 @@ def test_mmaction_tsn_r50_config_gains_tam_with_the_neck_entry():
     cfg.model.backbone.update(pretrained=None, out_indices=(2, 3))
     cfg.model.neck = dict(type='TAMNeck', in_channels=2048, num_segments=8)
     model = MODELS.build(cfg.model)
+    model.init_weights()
     assert type(model.neck).__name__ == 'TAMNeck'
-    results = model.test_step(batch(n=1, size=32))
-    assert results[0].pred_score.shape == (174, )
+    model.train()
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    prev = model.neck.tam.prev.weight.detach().clone()
+    log_vars = model.train_step(batch(n=2, size=32), optim)
+    assert torch.isfinite(log_vars['loss'])
+    assert not torch.equal(model.neck.tam.prev.weight, prev)
+    # multi-view test: num_segments segments per view, 3 views (ThreeCrop)
+    results = model.test_step(batch(views=3, n=2, size=32))
+    assert [r.pred_score.shape for r in results] == [(174, )] * 2
 
 
 def test_bare_tensor_backbone_is_explained():

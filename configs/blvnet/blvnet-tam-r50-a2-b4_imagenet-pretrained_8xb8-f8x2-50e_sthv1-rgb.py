@@ -166,3 +166,8 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=64)
 
 default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=3))
+# Store / restore the Python, numpy and torch RNG states with every
+# checkpoint so that --resume continues the same run (docs/safety.md;
+# exact with num_workers=0 or persistent_workers=False). The runtime base
+# has no custom hooks; configs that inherit this one keep this list.
+custom_hooks = [dict(type='RNGStateHook')]

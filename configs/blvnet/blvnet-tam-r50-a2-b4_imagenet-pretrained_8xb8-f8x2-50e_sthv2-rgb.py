@@ -55,13 +55,15 @@ ann_file_test = 'data/sthv2/sthv2_val_list_videos.txt'
 
 file_client_args = dict(io_backend='disk')
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    # a broken training video is logged by name and another sample is
+    # drawn (docs/safety.md); val/test keep the default on_error='raise'
+    dict(type='CheckedDecordInit', on_error='skip', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=1,
         frame_interval=1,
         num_clips=num_frames),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode', on_error='skip'),
     # the official data preparation stores frames at short side 256
     dict(type='Resize', scale=(-1, 256)),
     dict(
@@ -83,14 +85,14 @@ train_pipeline = [
 # Official test.py with --disable_scaleup: short side 224, centre crop
 # 224, one clip of segment centres (= SampleFrames test_mode, clip_len 1).
 val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=1,
         frame_interval=1,
         num_clips=num_frames,
         test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCHW'),
@@ -165,3 +167,8 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=64)
 
 default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=3))
+# Store / restore the Python, numpy and torch RNG states with every
+# checkpoint so that --resume continues the same run (docs/safety.md;
+# exact with num_workers=0 or persistent_workers=False). The runtime base
+# has no custom hooks; configs that inherit this one keep this list.
+custom_hooks = [dict(type='RNGStateHook')]

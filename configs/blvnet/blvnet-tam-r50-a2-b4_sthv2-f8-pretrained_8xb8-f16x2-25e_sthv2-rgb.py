@@ -21,13 +21,15 @@ load_from = ('work_dirs/blvnet-tam-r50-a2-b4_imagenet-pretrained_'
 
 file_client_args = dict(io_backend='disk')
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    # a broken training video is logged by name and another sample is
+    # drawn (docs/safety.md); val/test keep the default on_error='raise'
+    dict(type='CheckedDecordInit', on_error='skip', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=1,
         frame_interval=1,
         num_clips=num_frames),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode', on_error='skip'),
     # the official data preparation stores frames at short side 256
     dict(type='Resize', scale=(-1, 256)),
     dict(
@@ -49,14 +51,14 @@ train_pipeline = [
 # Official test.py with --disable_scaleup: short side 224, centre crop
 # 224, one clip of segment centres (= SampleFrames test_mode, clip_len 1).
 val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=1,
         frame_interval=1,
         num_clips=num_frames,
         test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCHW'),

@@ -35,9 +35,9 @@ model = dict(
 dataset_type = 'VideoDataset'
 file_client_args = dict(io_backend='disk')
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', on_error='skip', **file_client_args),
     dict(type='SampleFrames', clip_len=8, frame_interval=2, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode', on_error='skip'),
     dict(type='Resize', scale=(-1, 64)),
     dict(type='RandomResizedCrop', area_range=(0.6, 1.0)),
     dict(type='Resize', scale=(56, 56), keep_ratio=False),
@@ -45,14 +45,14 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=8,
         frame_interval=2,
         num_clips=1,
         test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 64)),
     dict(type='CenterCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -95,3 +95,5 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+# --resume restores the Python/numpy/torch RNG streams too (docs/safety.md)
+custom_hooks = [dict(type='RNGStateHook')]

@@ -1,9 +1,9 @@
 # bLVNet-TAM for the motion demo: the big-little ResNet-50 with temporal
 # aggregation modules (TAM) in a stock Recognizer2D + TSNHead, on 8 ordered
 # segments (4 little/big frame pairs). Depth 50 is the smallest bLResNet.
-_base_ = ['./_base_/motion_demo.py']
+_base_ = ['./_base_/motion_demo_8seg.py']
 
-num_segments = 8
+num_segments = 8  # = the base pipeline's segments
 model = dict(
     type='Recognizer2D',
     backbone=dict(
@@ -33,35 +33,3 @@ model = dict(
 # 25 M parameters from scratch: half the base learning rate keeps the first
 # epochs stable
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-
-# TSN sampling: 8 ordered segments, one frame each. No Flip (see the CSN
-# config); crops act on all frames alike.
-train_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(
-        type='SampleFrames',
-        clip_len=1,
-        frame_interval=1,
-        num_clips=num_segments),
-    dict(type='DecordDecode'),
-    dict(type='RandomResizedCrop', area_range=(0.6, 1.0)),
-    dict(type='Resize', scale=(32, 32), keep_ratio=False),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')
-]
-test_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(
-        type='SampleFrames',
-        clip_len=1,
-        frame_interval=1,
-        num_clips=num_segments,
-        test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(32, 32), keep_ratio=False),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

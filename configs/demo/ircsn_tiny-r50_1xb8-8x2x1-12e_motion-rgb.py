@@ -35,23 +35,23 @@ model = dict(
 # No Flip: a mirrored "move_left" clip is a "move_right" clip. Crops and
 # resizes act on all frames alike and keep the time-reversal pairing.
 train_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
+    dict(type='CheckedDecordInit', on_error='skip', io_backend='disk'),
     dict(type='SampleFrames', clip_len=8, frame_interval=2, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode', on_error='skip'),
     dict(type='RandomResizedCrop', area_range=(0.6, 1.0)),
     dict(type='Resize', scale=(32, 32), keep_ratio=False),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
 ]
 test_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
+    dict(type='CheckedDecordInit', io_backend='disk'),
     dict(
         type='SampleFrames',
         clip_len=8,
         frame_interval=2,
         num_clips=1,
         test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(32, 32), keep_ratio=False),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')

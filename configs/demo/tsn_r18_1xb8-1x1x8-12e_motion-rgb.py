@@ -2,7 +2,7 @@
 # average consensus. It sees each frame alone and averages the scores, so it
 # is blind to frame order: on time-reversed pairs it can at best name the
 # pair (25% top-1, 50% within each pair).
-_base_ = ['./_base_/motion_demo.py']
+_base_ = ['./_base_/motion_demo_8seg.py']
 
 model = dict(
     type='Recognizer2D',
@@ -29,31 +29,3 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         format_shape='NCHW'))
-
-# TSN sampling: 8 ordered segments, one frame each. No Flip (see the CSN
-# config); crops act on all frames alike.
-train_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
-    dict(type='DecordDecode'),
-    dict(type='RandomResizedCrop', area_range=(0.6, 1.0)),
-    dict(type='Resize', scale=(32, 32), keep_ratio=False),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')
-]
-test_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(
-        type='SampleFrames',
-        clip_len=1,
-        frame_interval=1,
-        num_clips=8,
-        test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(32, 32), keep_ratio=False),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -127,6 +127,10 @@ def _mmaction_twin(cfg, model_a: nn.Module) -> nn.Module:
     backbone.type = 'ResNet3dCSN'
     for key in _MMCSN_ONLY_ARGS:
         backbone.pop(key, None)
+    # ResNet3dCSN requires ``pretrained`` and defaults with_pool2 to True
+    # (mmcsn: False): pin mmcsn's effective values
+    backbone.setdefault('pretrained', None)
+    backbone.setdefault('with_pool2', False)
     model_b = _build(twin)
     # same weights: the state_dict layouts are identical by design
     model_b.load_state_dict(model_a.state_dict(), strict=True)

@@ -24,12 +24,8 @@ import pickle
 import sys
 from typing import List, Optional
 
-from mmcsn.checkpoint import CheckpointError, save_checkpoint_atomic
-from mmcsn.checkpoint.csn import (
-    convert_to_mmcsn_recognizer,
-    describe_conversion,
-    make_converted_checkpoint,
-)
+from mmcsn.checkpoint import CheckpointError
+from mmcsn.checkpoint.cli import csn_converter_parser, run_csn_converter
 
 # The only globals a pickle of numpy arrays needs; everything else is
 # refused, so unpickling cannot call arbitrary code.
@@ -98,40 +94,15 @@ def load_caffe2_pickle(path: str) -> dict:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='VMZ caffe2 blob pickle (.pkl)')
-    parser.add_argument('dst', help='output checkpoint (.pth)')
-    parser.add_argument(
-        '--mode',
-        choices=['ir', 'ip'],
-        help='expected block mode (checked; detected when omitted)')
-    parser.add_argument(
-        '--depth',
-        type=int,
-        choices=[26, 50, 101, 152],
-        help='network depth (checked; inferred from the block count '
-        'when omitted)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite dst if it exists')
-    return parser.parse_args(argv)
+    return csn_converter_parser(
+        __doc__.split('\n')[0], 'VMZ caffe2 blob pickle (.pkl)',
+        depths=(26, 50, 101, 152)).parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; return the process exit status."""
-    args = parse_args(argv)
-    try:
-        blobs = load_caffe2_pickle(args.src)
-        sd = convert_to_mmcsn_recognizer(
-            blobs, source='caffe2', mode=args.mode, depth=args.depth)
-        ckpt = make_converted_checkpoint(sd, 'caffe2', args.src)
-        dst = save_checkpoint_atomic(
-            ckpt, args.dst, force=args.force, protect=[args.src])
-    except (CheckpointError, ValueError, FileExistsError,
-            FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    print(describe_conversion(ckpt, dst))
-    return 0
+    return run_csn_converter(
+        parse_args(argv), 'caffe2', read=load_caffe2_pickle)
 
 
 if __name__ == '__main__':

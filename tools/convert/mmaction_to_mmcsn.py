@@ -17,53 +17,19 @@ import argparse
 import sys
 from typing import List, Optional
 
-from mmcsn.checkpoint import (
-    CheckpointError,
-    load_checkpoint_file,
-    save_checkpoint_atomic,
-)
-from mmcsn.checkpoint.csn import (
-    convert_to_mmcsn_recognizer,
-    describe_conversion,
-    make_converted_checkpoint,
-)
+from mmcsn.checkpoint.cli import csn_converter_parser, run_csn_converter
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='MMAction2 CSN checkpoint (.pth)')
-    parser.add_argument('dst', help='output checkpoint (.pth)')
-    parser.add_argument(
-        '--mode',
-        choices=['ir', 'ip'],
-        help='expected block mode (checked; detected when omitted)')
-    parser.add_argument(
-        '--depth',
-        type=int,
-        choices=[26, 50, 101, 152],
-        help='expected depth (checked; detected when omitted)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite dst if it exists')
-    return parser.parse_args(argv)
+    return csn_converter_parser(
+        __doc__.split('\n')[0], 'MMAction2 CSN checkpoint (.pth)',
+        depths=(26, 50, 101, 152)).parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the check; return the process exit status."""
-    args = parse_args(argv)
-    try:
-        obj = load_checkpoint_file(args.src)
-        sd = convert_to_mmcsn_recognizer(
-            obj, source='mmaction', mode=args.mode, depth=args.depth)
-        ckpt = make_converted_checkpoint(sd, 'mmaction', args.src)
-        dst = save_checkpoint_atomic(
-            ckpt, args.dst, force=args.force, protect=[args.src])
-    except (CheckpointError, ValueError, FileExistsError,
-            FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    print(describe_conversion(ckpt, dst))
-    return 0
+    """Run the conversion; return the process exit status."""
+    return run_csn_converter(parse_args(argv), 'mmaction')
 
 
 if __name__ == '__main__':

@@ -13,9 +13,9 @@ ann_file_test = ann_file_val
 file_client_args = dict(io_backend='disk')
 
 train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', on_error='skip', **file_client_args),
     dict(type='SampleFrames', clip_len=32, frame_interval=2, num_clips=1),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode', on_error='skip'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop'),
     dict(type='Resize', scale=(224, 224), keep_ratio=False),
@@ -24,28 +24,28 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=32,
         frame_interval=2,
         num_clips=1,
         test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
 ]
 test_pipeline = [
-    dict(type='DecordInit', **file_client_args),
+    dict(type='CheckedDecordInit', **file_client_args),
     dict(
         type='SampleFrames',
         clip_len=32,
         frame_interval=2,
         num_clips=10,
         test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='ThreeCrop', crop_size=256),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -112,6 +112,8 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=40, norm_type=2))
 
 default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=5))
+# --resume restores the Python/numpy/torch RNG streams too (docs/safety.md)
+custom_hooks = [dict(type='RNGStateHook')]
 # frozen BN affine parameters get no gradient (bn_frozen=True)
 find_unused_parameters = True
 # base_batch_size = 8 GPUs x 12 clips; enable with --auto-scale-lr

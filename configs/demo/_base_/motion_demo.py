@@ -75,6 +75,8 @@ default_hooks = dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=1,
         save_best='auto'))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
+# --resume restores the Python/numpy/torch RNG streams too (docs/safety.md)
+custom_hooks = [dict(type='RNGStateHook')]
 
 # CPU distributed training (tools/dist_train.sh CONFIG 2): gloo, and no
 # device_ids, which DDP rejects for a CPU model; with one GPU per process

@@ -389,8 +389,8 @@ class bLResNet(BaseModule):
 
         Strict, except for the two documented cases, which are logged:
         classifier keys (``new_fc`` / ``fc``) are not part of the backbone,
-        and an ImageNet bLResNet file has no TAM weights (TAMs keep their
-        init).
+        and an ImageNet bLResNet file (as downloaded, or converted to
+        mmcsn keys by the CLI) has no TAM weights (TAMs keep their init).
 
         Returns:
             dict: ``format``, ``missing`` and ``ignored`` key lists.
@@ -404,19 +404,23 @@ class bLResNet(BaseModule):
             logger.info(f'bLResNet: {path!r} ({fmt}): not backbone weights, '
                         f'ignored: {ignored}')
         missing = []
-        if fmt == 'blresnet_imagenet':
+        # An ImageNet bLResNet has no TAM weights, also once converted by
+        # tools/convert/blvnet_to_mmcsn.py (then it reads as 'mmcsn').
+        no_tams = not any(is_tam_key(k) for k in weights)
+        if fmt == 'blresnet_imagenet' or (fmt == 'mmcsn' and no_tams):
             own = self.state_dict()
             missing = [k for k in own if k not in weights]
             unexpected = [k for k in weights if k not in own]
             bad = [k for k in missing if not is_tam_key(k)]
             if bad or unexpected:
                 raise CheckpointError(
-                    f'ImageNet bLResNet checkpoint {path!r} does not fit '
+                    f'bLResNet checkpoint {path!r} ({fmt}, no TAM '
+                    f'weights) does not fit '
                     f'bLResNet-{self.depth}: ' +
                     describe_key_mismatch(bad, unexpected, []))
             if missing:
                 logger.warning(
-                    f'bLResNet: ImageNet weights from {path!r} have no TAM '
+                    f'bLResNet: weights from {path!r} ({fmt}) have no TAM '
                     f'weights; {len(missing)} TAM tensors keep their '
                     f'kaiming init: {missing}')
             load_state_dict_checked(self, weights, strict=not missing,

@@ -1,0 +1,99 @@
+"""Dense 1x1x1 Conv3d on CPU as a matmul over channels-last positions.
+
+A 1x1x1 conv with ``groups=1`` is a matrix product of the ``(positions,
+C_in)`` activations with the ``(C_in, C_out)`` weight. In channels_last_3d
+the activations already are that matrix (``x.permute(0, 2, 3, 4, 1)`` is a
+contiguous view), so ``F.linear`` runs it with no copy, and its backward is
+two more matrix products. PyTorch's own dispatch does worse on CPU
+(``docs/benchmarks.md``):
+
+* at batch 1 with small ``N*C*T*H`` or one thread it picks
+  ``aten::slow_conv3d_forward`` (33 of the 53 convs of an ir-CSN-50 at
+  16x112x112 with one thread), which copies channels-last inputs to NCDHW
+  and back;
+* the oneDNN backward of a 1x1x1 conv is 1.3-2.3x slower than the two
+  matrix products.
+
+The one case where oneDNN wins is the inference forward of a large layer
+(it reached ~2x the GEMM rate at >= 6k positions); :func:`pointwise_conv3d`
+then calls it directly instead of going through the dispatch heuristic.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['pointwise_conv3d', 'pointwise_fast_path', 'MKLDNN_MIN_POSITIONS']
+
+# no-grad forward: oneDNN from this many output positions (N*T*H*W) on;
+# below it the fixed cost of oneDNN's weight reorder exceeds its gain.
+MKLDNN_MIN_POSITIONS = 2048
+
+
+def pointwise_fast_path(x: Tensor) -> bool:
+    """Whether :func:`pointwise_conv3d` should replace ``F.conv3d``.
+
+    True for float32 CPU tensors in channels_last_3d outside the tools that
+    must see a standard conv op (export, tracing, scripting, compile) or
+    change dtypes (autocast).
+
+    Args:
+        x (Tensor): The conv's input.
+
+    Returns:
+        bool: Use the matmul formulation.
+    """
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or x.dim() != 5:
+        return False
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return False
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return False
+    if torch.is_autocast_enabled('cpu'):
+        return False
+    return x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def pointwise_conv3d(x: Tensor,
+                     weight: Tensor,
+                     bias: Optional[Tensor] = None,
+                     stride: Sequence[int] = (1, 1, 1)) -> Tensor:
+    """``F.conv3d(x, weight, bias, stride)`` for a ``(C_out, C_in, 1, 1, 1)``
+    kernel, computed as a matmul.
+
+    Args:
+        x (Tensor): Input ``(N, C_in, T, H, W)``, ideally channels_last_3d
+            (other layouts are copied once).
+        weight (Tensor): Kernel ``(C_out, C_in, 1, 1, 1)``.
+        bias (Tensor, optional): Bias ``(C_out,)``. Defaults to None.
+        stride (Sequence[int]): Stride (t, h, w). Defaults to (1, 1, 1).
+
+    Returns:
+        Tensor: ``(N, C_out, T', H', W')`` in channels_last_3d, equal to
+        ``F.conv3d`` up to float summation order.
+    """
+    if weight.dim() != 5 or tuple(weight.shape[2:]) != (1, 1, 1):
+        raise ValueError('weight must be (C_out, C_in, 1, 1, 1), got '
+                         f'{tuple(weight.shape)}')
+    stride = _triple(stride)
+    if stride != (1, 1, 1):
+        # a 1x1x1 conv with stride reads every s-th position only
+        x = x[:, :, ::stride[0], ::stride[1], ::stride[2]]
+    positions = x.numel() // max(x.shape[1], 1)
+    if (not torch.is_grad_enabled() and positions >= MKLDNN_MIN_POSITIONS
+            and x.is_contiguous(memory_format=torch.channels_last_3d)
+            and torch.backends.mkldnn.is_available()):
+        return torch.ops.aten.mkldnn_convolution(x, weight, bias, [0, 0, 0],
+                                                 [1, 1, 1], [1, 1, 1], 1)
+    out = F.linear(x.permute(0, 2, 3, 4, 1), weight.flatten(1), bias)
+    return out.permute(0, 4, 1, 2, 3)
+
+
+def _triple(value) -> Tuple[int, int, int]:
+    if isinstance(value, int):
+        return (value, ) * 3
+    value = tuple(int(v) for v in value)
+    if len(value) != 3:
+        raise ValueError(f'stride must be an int or 3 ints, got {value}')
+    return value
