@@ -485,3 +485,14 @@ def test_recognizer_multi_view_clips_do_not_mix():
         logits = model.cls_head(per_view, num_segs=T).view(2, 3, -1)
         torch.testing.assert_close(scores, logits.mean(1), rtol=1e-4,
                                    atol=1e-5)
+
+
+def test_max_testing_views_splits_views_without_changing_scores():
+    """MMAction2's ``test_cfg.max_testing_views`` works with bLResNet."""
+    model = _recognizer().eval()
+    batch = _batch(1, views=3)
+    with torch.no_grad():
+        whole = torch.stack([p.pred_score for p in model.test_step(batch)])
+        model.test_cfg = dict(max_testing_views=T)  # one view at a time
+        split = torch.stack([p.pred_score for p in model.test_step(batch)])
+    torch.testing.assert_close(split, whole, rtol=1e-4, atol=1e-5)

@@ -9,6 +9,7 @@ generic tokens of every config; this file checks the bLVNet ones.
 """
 import re
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -134,9 +135,11 @@ def fake_frames(num_frames: int, height: int, width: int) -> np.ndarray:
         (num_frames, height, width, 3)).copy()
 
 
-def run_test_pipeline(cfg: Config, total_frames: int) -> dict:
+def run_test_pipeline(cfg: Config, total_frames: int,
+                      video: Optional[np.ndarray] = None) -> dict:
     """The test pipeline with decoding replaced by indexing fake frames."""
-    video = fake_frames(total_frames, 120, 160)
+    if video is None:
+        video = fake_frames(total_frames, 120, 160)
     results = dict(total_frames=total_frames, start_index=0, label=0,
                    modality='RGB', filename='fake.mp4')
     for step in cfg.test_dataloader.dataset.pipeline:
@@ -170,34 +173,58 @@ def test_test_pipeline_gives_view_contiguous_clips(dataset, views):
 
 
 def test_multi_view_scores_average_independent_views():
-    """Views through the recognizer: one score per video, the mean of the
-    views' logits (bLResNet runs each group of T frames on its own)."""
+    """N = 2 videos through the K400 test pipeline (3 clips x ThreeCrop)
+    and the stock Recognizer2D + TSNHead: each video's score is the
+    softmax of the mean of its 9 views' logits, each view computed alone
+    (bLResNet runs every group of T frames on its own; no clip mixing)."""
     path = CONFIG_DIR / ('blvnet-tam-r50-a2-b4_imagenet-pretrained_8xb8-'
                          'f8x2-50e_kinetics400-rgb.py')
     cfg = Config.fromfile(path)
     cfg.model.backbone.pretrained = None
     cfg.model.cls_head.num_classes = 7  # tiny fc, same code path
+    for step in cfg.test_dataloader.dataset.pipeline:  # tiny frames
+        if step['type'] == 'Resize':
+            step['scale'] = (-1, 32)
+        elif step['type'] == 'ThreeCrop':
+            step['crop_size'] = 32
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
+    with torch.no_grad():  # zero-init bn3 and fc std 1e-3: logits ~1e-8
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+        model.cls_head.fc_cls.weight.normal_(0, 0.1)
     model.eval()
-    views, t = 3, 16
-    data = dict(
-        inputs=[torch.randint(0, 256, (views * t, 3, 32, 32),
-                              dtype=torch.uint8)],
-        data_samples=[ActionDataSample().set_gt_label(3)])
+    views, t = 9, 16
+    rng = np.random.default_rng(0)
+    inputs, samples = [], []
+    for i, total in enumerate((60, 100)):  # two videos of other lengths
+        video = rng.integers(0, 256, (total, 32, 48, 3), dtype=np.uint8)
+        packed = run_test_pipeline(cfg, total, video)
+        assert tuple(packed['inputs'].shape) == (views * t, 3, 32, 32)
+        inputs.append(packed['inputs'])
+        samples.append(ActionDataSample().set_gt_label(i))
+    data = dict(inputs=inputs, data_samples=samples)
     with torch.no_grad():
-        (result, ) = model.test_step(data)
-        inputs = model.data_preprocessor(data, False)['inputs']
-        per_view = torch.cat([
-            model(inputs[:, v * t:(v + 1) * t], mode='tensor',
-                  stage='head') for v in range(views)
-        ])
-    assert result.pred_score.shape == (7, )
-    # average_clips='prob' of one row: the softmax of the averaged logits
-    torch.testing.assert_close(
-        result.pred_score, per_view.mean(dim=0).softmax(dim=0),
-        rtol=1e-4, atol=1e-6)
+        results = model.test_step(data)
+        batch = model.data_preprocessor(data, False)['inputs']
+        assert batch.shape[:2] == (2, views * t)
+        want = []
+        for video in batch:  # one view of one video at a time
+            logits = torch.cat([
+                model(video[None, v * t:(v + 1) * t], mode='tensor',
+                      stage='head') for v in range(views)
+            ])
+            # the views differ, so an average over the wrong groups shows
+            assert (logits[0] - logits[3]).abs().max() > 1e-2 * logits.abs(
+            ).max()
+            # average_clips='prob' of one row: softmax of averaged logits
+            want.append(logits.mean(dim=0).softmax(dim=0))
+    got = torch.stack([r.pred_score for r in results])
+    assert got.shape == (2, 7)
+    torch.testing.assert_close(got, torch.stack(want), rtol=1e-4,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -261,6 +288,8 @@ def test_metafile_and_readme_agree_with_the_configs():
     }
     assert set(rows) == set(entries)
     for stem, entry in entries.items():
+        # the README lists the test command of every row
+        assert f'python tools/test.py configs/blvnet/{stem}.py' in readme
         cells = [c.strip() for c in rows[stem].split('|')]
         frames = 2 * int(parse(CONFIG_DIR / f'{stem}.py')['k'])
         assert cells[2].endswith(f'= {frames}'), (stem, cells[2])

@@ -137,3 +137,135 @@ def test_benchmark_tool_runs(tmp_path, capsys):
     with pytest.raises(ValueError, match='either --vs or --compare-impl'):
         tool.parse_args(['a.py', '--vs', 'b.py', '--compare-impl',
                          'mmaction'])
+
+
+def _recognizer_2d(backbone: dict, num_classes: int = 174) -> nn.Module:
+    init_default_scope('mmaction')
+    return MODELS.build(
+        dict(
+            type='Recognizer2D',
+            backbone=backbone,
+            cls_head=dict(
+                type='TSNHead', num_classes=num_classes, in_channels=2048)))
+
+
+# (backbone, GMACs conv+fc of one 16-frame clip at 224^2 with a 174-class
+# fc, params) counted on the official code, shared/spec/blvnet.md 3.4. The
+# official TAM is three depthwise 1x1 convs (0.07 GMACs at this input);
+# mmcsn's is elementwise and not counted as conv MACs: 0.3% below.
+PUBLISHED_2D = [
+    (dict(type='bLResNet', depth=50, num_segments=16), 23.85, 25_020_142),
+    (dict(type='ResNet', depth=50, pretrained=None), 65.4, 23_864_174),
+]
+
+
+@pytest.mark.parametrize('backbone,gmacs,params', PUBLISHED_2D)
+def test_blvnet_and_tsn_match_published(backbone, gmacs, params):
+    result = count_complexity(_recognizer_2d(backbone), (16, 3, 224, 224))
+    assert result['macs'] / 1e9 == pytest.approx(gmacs, rel=1e-2)
+    assert result['params'] == pytest.approx(params, rel=1e-4)
+
+
+def test_cli_accepts_backbone_json():
+    result = _load_tool().main(
+        ['{"type": "bLResNet", "depth": 50, "num_segments": 4}', '--shape',
+         '4', '3', '64', '64'])
+    assert result['macs'] > 0 and result['shape'] == [4, 3, 64, 64]
+    with pytest.raises(ValueError, match='--shape is required'):
+        _load_tool().main(['{"type": "bLResNet", "depth": 50}'])
+
+
+def _reference_module():
+    spec = importlib.util.spec_from_file_location(
+        'blvnet_reference', REPO / 'tools/analysis/blvnet_reference.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _random_bn(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model
+
+
+def test_official_reference_equals_mmcsn():
+    """The benchmark's official twin computes what mmcsn computes."""
+    import torch
+
+    from mmcsn.models.backbones import bLResNet
+    from mmcsn.models.common import TemporalAggregation
+    ref = _reference_module()
+    torch.manual_seed(0)
+    ours = _random_bn(bLResNet(depth=50, num_segments=4)).eval()
+    twin = ref.official_twin(ours).eval()
+    x = torch.randn(8, 3, 64, 64)
+    with torch.no_grad():
+        out, expected = ours(x), twin(x)
+    assert out.shape[0] == 2 * expected.shape[0]
+    scale = expected.abs().max()
+    assert scale > 0.1
+    assert (out[1::2] - expected).abs().max() <= 1e-5 * scale
+    assert torch.equal(out[0::2], out[1::2])
+
+    tam = TemporalAggregation(6, num_segments=4)
+    tam_ref = ref.official_twin(tam)
+    x = torch.randn(8, 6, 3, 3, requires_grad=True)
+    out, expected = tam(x), tam_ref(x)
+    assert torch.allclose(out, expected, atol=1e-6)
+    grad = torch.randn_like(out)
+    inputs = [x] + list(tam.parameters())
+    for got, want in zip(
+            torch.autograd.grad(out, inputs, grad),
+            torch.autograd.grad(expected, [x] + [
+                dict(tam_ref.named_parameters())[n]
+                for n, _ in tam.named_parameters()
+            ], grad)):
+        assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match='bLResNet or TemporalAggregation'):
+        ref.official_twin(nn.Conv2d(1, 1, 1))
+
+
+def _benchmark_tool():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', REPO / 'tools/analysis/benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_benchmark_official_share_and_b_options(capsys):
+    tool = _benchmark_tool()
+    common = ['--iters', '1', '--warmup', '0', '--threads', '1']
+    result = tool.main([
+        '{"type": "TemporalAggregation", "channels": 4, "num_segments": 2}',
+        '--shape', '4', '4', '3', '3', '--compare-impl', 'official',
+        '--input-grad', *common
+    ])
+    assert result['max_abs_diff'] < 1e-5
+    assert result['train']['B']['median_ms'] > 0
+    result = tool.main([
+        '{"type": "bLResNet", "depth": 50, "num_segments": 2}', '--shape',
+        '4', '3', '64', '64', '--b-options', 'model.with_cp=True',
+        '--mode', 'train', '--share', 'TemporalAggregation', *common
+    ])
+    assert result['max_abs_diff'] == 0
+    share = result['train']['A']['share']
+    assert 0 < share['share'] < 1 and share['backward_ms'] > 0
+    assert 'TemporalAggregation share of A' in capsys.readouterr().out
+
+
+def test_benchmark_onnxruntime_is_eval_only():
+    tool = _benchmark_tool()
+    result = tool.main([
+        '{"type": "CSN", "depth": 50, "base_channels": 8, "stage_blocks": '
+        '[1, 1, 1, 1]}', '--shape', '1', '3', '8', '64', '64',
+        '--compare-impl', 'onnxruntime', '--iters', '1', '--warmup', '0',
+        '--threads', '1'
+    ])
+    assert result['max_abs_diff'] < 1e-4
+    assert 'B' in result['eval'] and 'B' not in result['train']

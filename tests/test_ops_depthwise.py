@@ -1,4 +1,8 @@
-"""DepthwiseConv3d: same values and gradients as ``F.conv3d(groups=C)``."""
+"""mmcsn.ops: same values and gradients as the plain torch ops.
+
+DepthwiseConv3d vs ``F.conv3d(groups=C)``, pointwise_conv3d vs a dense
+1x1x1 ``F.conv3d``, and CSN with all its fast paths vs its plain path.
+"""
 import ctypes
 
 import pytest
@@ -6,7 +10,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmcsn.ops import DepthwiseConv3d, depthwise_conv3d, tune_malloc
+import mmcsn.ops.pointwise as pointwise_module
+from mmcsn.ops import (
+    DepthwiseConv3d,
+    depthwise_conv3d,
+    pointwise_conv3d,
+    pointwise_fast_path,
+    tune_malloc,
+)
 from mmcsn.ops.depthwise_conv3d import _DepthwiseConv3dFunction
 
 
@@ -152,3 +163,121 @@ def test_tune_malloc(monkeypatch):
     except (OSError, AttributeError):
         glibc = False
     assert tune_malloc() is glibc
+
+
+# ------------------------------------------------------------- pointwise
+@pytest.mark.parametrize('mkldnn_min', [1, 10**9])  # oneDNN / matmul
+@pytest.mark.parametrize('stride', [1, 2, (2, 1, 1)])
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('bias', [False, True])
+def test_pointwise_matches_conv3d(monkeypatch, mkldnn_min, stride,
+                                  channels_last, bias):
+    monkeypatch.setattr(pointwise_module, 'MKLDNN_MIN_POSITIONS', mkldnn_min)
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 5, 7, 6)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_()
+    w = torch.randn(5, 6, 1, 1, 1, requires_grad=True)
+    b = torch.randn(5, requires_grad=True) if bias else None
+    out = pointwise_conv3d(x, w, b, stride)
+    expected = F.conv3d(x, w, b, stride)
+    assert out.shape == expected.shape
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    _assert_close(out, expected)
+    with torch.no_grad():
+        _assert_close(pointwise_conv3d(x, w, b, stride), expected)
+    grad = torch.randn_like(expected)
+    inputs = [x, w] + ([b] if bias else [])
+    for got, ref in zip(_grads(out, inputs, grad),
+                        _grads(expected, inputs, grad)):
+        _assert_close(got, ref)
+
+
+def test_pointwise_gradcheck_and_errors():
+    x = torch.randn(1, 3, 2, 3, 3, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last_3d).requires_grad_()
+    w = torch.randn(4, 3, 1, 1, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: pointwise_conv3d(x, w, b, (1, 2, 1)), (x, w, b))
+    with pytest.raises(ValueError, match=r'weight must be \(C_out, C_in'):
+        pointwise_conv3d(x, torch.randn(4, 3, 3, 3, 3, dtype=x.dtype))
+    with pytest.raises(ValueError, match='stride must be an int or 3'):
+        pointwise_conv3d(x, w, stride=(1, 2))
+
+
+def test_pointwise_fast_path_only_where_it_applies():
+    x = torch.randn(1, 4, 2, 3, 3)
+    cl = x.contiguous(memory_format=torch.channels_last_3d)
+    assert pointwise_fast_path(cl)
+    assert not pointwise_fast_path(x)  # NCDHW: plain conv
+    assert not pointwise_fast_path(cl.double())
+    assert not pointwise_fast_path(x[0])
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert not pointwise_fast_path(cl)
+    seen = []
+    torch.jit.trace(
+        lambda t: seen.append(pointwise_fast_path(t)) or t,
+        cl,
+        check_trace=False)
+    assert seen == [False]
+
+
+def test_csn_fast_paths_match_plain_paths(monkeypatch):
+    """CSN with every fast path (channels-last, BN folding, matmul 1x1x1,
+    custom depthwise backward) equals the plain NCDHW model."""
+    from mmcsn.models.backbones import CSN
+    torch.manual_seed(0)
+    fast = CSN(depth=50, base_channels=8, stage_blocks=(1, 2, 1, 1),
+               bottleneck_mode='ip')
+    for m in fast.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    plain = CSN(depth=50, base_channels=8, stage_blocks=(1, 2, 1, 1),
+                bottleneck_mode='ip', memory_format='contiguous',
+                fuse_bn_eval=False)
+    plain.load_state_dict(fast.state_dict(), strict=True)
+    fast.eval()
+    plain.eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    calls = []
+    real_fast_path = pointwise_module.pointwise_fast_path
+
+    def spy(t):
+        # the plain model runs with the matmul path switched off
+        if not calls or calls[-1] is None:
+            return False
+        calls.append(real_fast_path(t))
+        return calls[-1]
+
+    import mmcsn.models.backbones.csn_blocks as csn_blocks
+    monkeypatch.setattr(csn_blocks, 'pointwise_fast_path', spy)
+
+    def run(model, inp, fast_path):
+        calls.append(True if fast_path else None)
+        out = model(inp)
+        calls.append(None)
+        return out
+
+    with torch.no_grad():
+        _assert_close(run(fast, x, True), run(plain, x, False))
+    hits = [c for c in calls if c is not None]
+    # the marker + 3 1x1x1 convs in each of 5 ip blocks + 4 shortcuts
+    assert len(hits) == 1 + 5 * 3 + 4 and all(hits)
+    # eval mode with grads on: BN not folded, the custom backwards run
+    xf = x.clone().requires_grad_()
+    xp = x.clone().requires_grad_()
+    out_f, out_p = run(fast, xf, True), run(plain, xp, False)
+    _assert_close(out_f, out_p)
+    grad = torch.randn_like(out_p)
+    params_f = dict(fast.named_parameters())
+    names = [n for n, _ in plain.named_parameters()]
+    got = _grads(out_f, [xf] + [params_f[n] for n in names], grad)
+    ref = _grads(out_p, [xp] + [p for _, p in plain.named_parameters()],
+                 grad)
+    for g, r in zip(got, ref):
+        _assert_close(g, r)

@@ -254,15 +254,43 @@ def test_train_step_updates_neck_and_backbone_then_test_step():
         torch.testing.assert_close(sample.pred_score.sum(), torch.tensor(1.0))
 
 
-def test_mmaction_tsn_r50_config_gains_tam_with_the_neck_entry():
+# docs/tam.md's config: MMAction2's TSN-R50 sthv2 config plus the neck.
+TSN_TAM_CONFIG = """
+_base_ = ['mmaction::recognition/tsn/tsn_imagenet-pretrained-r50_8xb32-1x1x8-50e_sthv2-rgb.py']
+custom_imports = dict(imports=['mmcsn'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(out_indices=(2, 3)),
+    neck=dict(type='TAMNeck', in_channels=2048, num_segments=8))
+test_dataloader = dict(dataset=dict(pipeline={{_base_.val_pipeline}}))
+"""  # noqa: E501
+
+
+def test_mmaction_tsn_r50_config_gains_tam_with_the_neck_entry(tmp_path):
     """MMAction2's own TSN-R50 sthv2 config, plus the neck entry."""
-    cfg = Config.fromfile(
+    path = tmp_path / 'tsn_r50_tam_sthv2.py'
+    path.write_text(TSN_TAM_CONFIG)
+    cfg = Config.fromfile(path)
+    docs = (Path(__file__).parents[1] / 'docs' / 'tam.md').read_text()
+    assert TSN_TAM_CONFIG.strip() in docs  # the documented config is this
+    # every pipeline samples views of num_segments frames
+    for split in ('train', 'val', 'test'):
+        (sampler, ) = [
+            t for t in cfg[f'{split}_dataloader'].dataset.pipeline
+            if t['type'] == 'SampleFrames'
+        ]
+        assert sampler['num_clips'] == 8
+    # TSN's own test protocol (25 clips x TenCrop = 250 frames per
+    # video) does not split into views of 8 frames: a clear error.
+    stock = Config.fromfile(
         Path(mmaction.__file__).parent / '.mim' / 'configs' / 'recognition' /
         'tsn' / 'tsn_imagenet-pretrained-r50_8xb32-1x1x8-50e_sthv2-rgb.py')
-    # The backbone must return a tuple (see test below): layer3 is
-    # computed anyway, so listing it as an output costs nothing.
-    cfg.model.backbone.update(pretrained=None, out_indices=(2, 3))
-    cfg.model.neck = dict(type='TAMNeck', in_channels=2048, num_segments=8)
+    assert [t.get('num_clips') for t in stock.test_pipeline
+            if t['type'] == 'SampleFrames'] == [25]
+    neck = MODELS.build(cfg.model.neck)
+    with pytest.raises(ValueError, match='num_clips=8 in the SampleFrames'):
+        neck([torch.zeros(1, 2048, 250, 1, 1)])
+
+    cfg.model.backbone.pretrained = None  # no download in tests
     model = MODELS.build(cfg.model)
     model.init_weights()
     assert type(model.neck).__name__ == 'TAMNeck'

@@ -145,6 +145,8 @@ CASES = [
      r'num_segments must be an int, got 2\.0'),
     ('neck-in-index', P(TAMNeck, 4, 2, in_index='last'), TypeError,
      r"in_index must be an int, got 'last'"),
+    ('neck-blending', P(TAMNeck, 4, 2, blending_frames=2), ValueError,
+     r'blending_frames must be an odd int >= 1 \(1, 3, 5, \.\.\.\), got 2'),
     # ---- inputs
     ('blres-input-rank', P(_call, 'blres', 2, 3, 2, 32, 32), ValueError,
      r'x must be \(N \* num_segments, 3, H, W\), got shape '

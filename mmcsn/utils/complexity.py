@@ -24,8 +24,10 @@ _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
 def recognizer_forward(model: nn.Module,
-                       input_shape: Sequence[int]) -> Callable:
-    """Return a function that runs ``model`` on a zero input of a shape.
+                       input_shape: Sequence[int],
+                       random: bool = False,
+                       requires_grad: bool = False) -> Callable:
+    """Return a function that runs ``model`` on an input of a shape.
 
     For an MMAction2 recognizer (a module with ``extract_feat``) the shape
     is the backbone's input: ``(N, C, T, H, W)`` for a 3D recognizer, which
@@ -36,13 +38,31 @@ def recognizer_forward(model: nn.Module,
     Args:
         model (nn.Module): The model.
         input_shape (Sequence[int]): See above.
+        random (bool): Feed ``torch.randn`` values drawn once from seed 0
+            (the same input on every call) instead of zeros.
+            Defaults to False.
+        requires_grad (bool): Make the input require grad (a backward
+            then computes its gradient too). Defaults to False.
 
     Returns:
         Callable: ``fn(device) -> output``.
     """
     shape = tuple(int(s) for s in input_shape)
+    cache = {}
+
+    def make(full, device):
+        key = (full, str(device))
+        if key not in cache:
+            if random and torch.device(device).type != 'meta':
+                gen = torch.Generator().manual_seed(0)
+                cache[key] = torch.randn(full, generator=gen).to(device)
+            else:
+                cache[key] = torch.zeros(full, device=device)
+            cache[key].requires_grad_(requires_grad)
+        return cache[key]
+
     if not hasattr(model, 'extract_feat'):
-        return lambda device: model(torch.zeros(shape, device=device))
+        return lambda device: model(make(shape, device))
     if len(shape) == 5:  # (N, C, T, H, W) -> (N, 1 clip, C, T, H, W)
         full = (shape[0], 1) + shape[1:]
     elif len(shape) == 4:  # (T, C, H, W) -> (1 sample, T segments, ...)
@@ -52,8 +72,7 @@ def recognizer_forward(model: nn.Module,
                          f'W) or 5 (N, C, T, H, W) entries, got {shape}')
 
     def run(device):
-        return model.extract_feat(
-            torch.zeros(full, device=device), stage='head')[0]
+        return model.extract_feat(make(full, device), stage='head')[0]
 
     return run
 

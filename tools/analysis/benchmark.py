@@ -12,16 +12,33 @@ Examples::
     python tools/analysis/benchmark.py CONFIG --compare-impl plain-dw
     # a registered backbone instead of a config (JSON dict)
     python tools/analysis/benchmark.py '{"type": "CSN", "depth": 50}'
+    # bLResNet / TemporalAggregation vs the official formulation
+    # (tools/analysis/blvnet_reference.py, same weights)
+    python tools/analysis/benchmark.py \
+        '{"type": "bLResNet", "depth": 50, "num_segments": 16}' \
+        --shape 16 3 112 112 --compare-impl official
+    # the same model with other options (B only), e.g. checkpointing
+    python tools/analysis/benchmark.py CONFIG --b-options \
+        model.backbone.with_cp=True --memory
+    # eager vs torch.compile / ONNX Runtime (eval; compile also trains)
+    python tools/analysis/benchmark.py CONFIG --compare-impl compile
+    python tools/analysis/benchmark.py CONFIG --compare-impl onnxruntime
 
 Timings: ``--warmup`` untimed runs, then ``--iters`` rounds, each running
 A then B (order swapped every round); the median per model is reported.
 "train" is forward + backward of ``output.sum()`` with grads reset, no
-optimizer. Peak memory (``--memory``) is measured in a fresh subprocess
-per model and mode: CPU peak RSS (``VmHWM``) minus the RSS after the model
-and input exist; on CUDA ``max_memory_allocated``. Set the malloc
+optimizer. Before timing, B's eval output is compared with A's (same
+weights) and the max abs difference is printed and saved; ``--vs`` models
+have their own weights and are not compared. Inputs are ``randn`` from
+seed 0, drawn once. Peak memory (``--memory``) is measured in a fresh
+subprocess per model and mode: CPU peak RSS (``VmHWM``) minus the RSS
+after the model and input exist; on CUDA ``max_memory_allocated``.
+``--input-grad`` makes train steps also compute the input gradient (for
+modules that sit inside a network, such as TAM). Set the malloc
 thresholds (``--malloc-tuning on``, the default) to get stable CPU timings.
 """
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -36,7 +53,7 @@ import torch.nn.functional as F
 
 __all__ = ['main', 'parse_args']
 
-IMPLS = ('mmaction', 'plain-dw')
+IMPLS = ('mmaction', 'plain-dw', 'official', 'compile', 'onnxruntime')
 # mmcsn CSN arguments that MMAction2's ResNet3dCSN does not take
 _MMCSN_ONLY_ARGS = ('memory_format', 'fuse_bn_eval', 'groups', 'expansion',
                     'with_pool1')
@@ -53,8 +70,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--compare-impl',
         choices=IMPLS,
         default=None,
-        help='B = same config with MMAction2 ResNet3dCSN (same weights) or '
-        'with DepthwiseConv3d running plain autograd')
+        help='B = the same model (same weights) as MMAction2 ResNet3dCSN '
+        '(mmaction), with DepthwiseConv3d on plain autograd (plain-dw), as '
+        'the official bLVNet-TAM code (official; bLResNet or '
+        'TemporalAggregation, a recognizer is reduced to its backbone), '
+        'under torch.compile (compile) or in ONNX Runtime (onnxruntime, '
+        'eval only)')
+    parser.add_argument(
+        '--b-options',
+        nargs='+',
+        default=None,
+        help='B = config A with these overrides (xxx=yyy), same weights')
+    parser.add_argument(
+        '--compile-backend',
+        default='inductor',
+        help='torch.compile backend of --compare-impl compile')
     parser.add_argument(
         '--shape',
         type=int,
@@ -63,6 +93,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='backbone input: N C T H W (3D) or T C H W (2D)')
     parser.add_argument(
         '--mode', choices=('eval', 'train', 'both'), default='both')
+    parser.add_argument(
+        '--share',
+        default=None,
+        metavar='CLASS',
+        help='also profile model A and print the share of its step time '
+        'spent in modules of this class (forward + their autograd nodes)')
+    parser.add_argument(
+        '--input-grad',
+        action='store_true',
+        help='train steps also compute the gradient of the input')
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--threads', type=int, default=2)
@@ -84,8 +124,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='override entries of every config, xxx=yyy format')
     parser.add_argument('--memory-child', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.vs and args.compare_impl:
-        raise ValueError('use either --vs or --compare-impl, not both')
+    if sum(map(bool, (args.vs, args.compare_impl, args.b_options))) > 1:
+        raise ValueError('use either --vs or --compare-impl, not both '
+                         '(nor --b-options with either)')
     return args
 
 
@@ -156,12 +197,17 @@ def _plain_dw(model: nn.Module) -> nn.Module:
     return model
 
 
-def _runner(model: nn.Module, shape: Tuple[int, ...], mode: str,
-            device: torch.device) -> Callable[[], None]:
+def _runner(model: nn.Module,
+            shape: Tuple[int, ...],
+            mode: str,
+            device: torch.device,
+            input_grad: bool = False) -> Callable[[], None]:
     """A closure running one eval forward or one train step."""
     from mmcsn.utils import recognizer_forward
 
-    forward = recognizer_forward(model, shape)
+    forward = recognizer_forward(
+        model, shape, random=True,
+        requires_grad=input_grad and mode == 'train')
     if mode == 'eval':
         model.eval()
 
@@ -179,6 +225,67 @@ def _runner(model: nn.Module, shape: Tuple[int, ...], mode: str,
                 p.grad = None
 
     return run
+
+
+def _module_share(model: nn.Module, run: Callable[[], None],
+                  class_name: str) -> Dict[str, float]:
+    """Profile one call of ``run``; time inside ``class_name`` modules.
+
+    Forward: a profiler range around every such module's forward.
+    Backward: the autograd nodes that produced those modules' outputs
+    (view nodes skipped), e.g. ``_TemporalAggregateFnBackward`` for TAM.
+    """
+    from torch.autograd.profiler import record_function
+    from torch.profiler import profile
+
+    label = f'share::{class_name}'
+    ranges, nodes, handles = [], set(), []
+
+    def pre_hook(module, inputs):
+        ranges.append(record_function(label))
+        ranges[-1].__enter__()
+
+    def post_hook(module, inputs, output):
+        ranges.pop().__exit__(None, None, None)
+        outs = output if isinstance(output, (tuple, list)) else [output]
+        for out in outs:
+            fn = getattr(out, 'grad_fn', None)
+            while fn is not None and fn.name() in _VIEW_NODES:
+                fn = fn.next_functions[0][0]
+            if fn is not None:
+                nodes.add(fn.name())
+
+    for module in model.modules():
+        if type(module).__name__ == class_name:
+            handles.append(module.register_forward_pre_hook(pre_hook))
+            handles.append(module.register_forward_hook(post_hook))
+    if not handles:
+        raise ValueError(f'--share: no module of class {class_name!r}')
+    try:
+        with profile() as prof:
+            with record_function('share::step'):
+                run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    total = forward = backward = 0.0
+    for event in prof.key_averages():
+        if event.key == 'share::step':
+            total += event.cpu_time_total
+        elif event.key == label:
+            forward += event.cpu_time_total
+        elif any(event.key == f'autograd::engine::evaluate_function: {n}'
+                 for n in nodes):
+            backward += event.cpu_time_total
+    return dict(
+        step_ms=total / 1e3,
+        forward_ms=forward / 1e3,
+        backward_ms=backward / 1e3,
+        share=(forward + backward) / max(total, 1e-9))
+
+
+_VIEW_NODES = ('ViewBackward0', 'UnsafeViewBackward0', 'ReshapeAliasBackward0',
+               'AliasBackward0')
 
 
 def _sync(device: torch.device) -> None:
@@ -217,7 +324,7 @@ def _memory_child(args: argparse.Namespace) -> None:
     which, mode = args.memory_child.split(':')
     model = _models(args)[which].to(args.device)  # the other one is freed
     device = torch.device(args.device)
-    run = _runner(model, tuple(args.shape), mode, device)
+    run = _runner(model, tuple(args.shape), mode, device, args.input_grad)
     if device.type == 'cuda':
         run()
         torch.cuda.reset_peak_memory_stats(device)
@@ -237,16 +344,101 @@ def _models(args: argparse.Namespace) -> Dict[str, nn.Module]:
     torch.manual_seed(0)
     model_a = _build(cfg_a)
     models = {'A': model_a}
+    impl = args.compare_impl
     if args.vs:
         models['B'] = _build(_load_cfg(args.vs, args.cfg_options))
-    elif args.compare_impl == 'mmaction':
+    elif impl == 'mmaction':
         models['B'] = _mmaction_twin(cfg_a, model_a)
-    elif args.compare_impl == 'plain-dw':
-        cfg_b = _load_cfg(args.config, args.cfg_options)
+    elif impl == 'plain-dw' or args.b_options:
+        cfg_b = _load_cfg(args.config,
+                          (args.cfg_options or []) + (args.b_options or []))
         model_b = _build(cfg_b)
         model_b.load_state_dict(model_a.state_dict(), strict=True)
-        models['B'] = _plain_dw(model_b)
+        models['B'] = _plain_dw(model_b) if impl else model_b
+    elif impl == 'official':
+        official_twin = _tool_module('blvnet_reference.py').official_twin
+        if hasattr(model_a, 'extract_feat'):
+            model_a = models['A'] = model_a.backbone
+        models['B'] = official_twin(model_a)
+    elif impl == 'compile':
+        model_b = copy.deepcopy(model_a)
+        if hasattr(model_b, 'extract_feat'):
+            model_b.extract_feat = torch.compile(
+                model_b.extract_feat, backend=args.compile_backend)
+            models['B'] = model_b
+        else:
+            models['B'] = torch.compile(
+                model_b, backend=args.compile_backend)
+    elif impl == 'onnxruntime':
+        models['B'] = _OrtModel(model_a, args.shape, args.threads)
     return models
+
+
+class _OrtModel(nn.Module):
+    """An eval-only stand-in running the model's ONNX export in ORT."""
+
+    def __init__(self, model: nn.Module, shape: List[int],
+                 threads: int) -> None:
+        super().__init__()
+        import tempfile
+
+        import onnxruntime
+
+        export = _tool_module('../deploy/export_onnx.py')
+        graph, example = export._graph_and_input(
+            copy.deepcopy(model), shape)
+        self._dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self._dir.name, 'model.onnx')
+        export.export_onnx(graph, example, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            path, options, providers=['CPUExecutionProvider'])
+        if hasattr(model, 'extract_feat'):
+            self.extract_feat = lambda inputs, stage='head': (
+                self.forward(inputs), )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {'input': x.detach().cpu().numpy()})
+        return torch.from_numpy(out[0])
+
+    def train(self, mode: bool = True) -> '_OrtModel':
+        if mode:
+            raise RuntimeError('an ONNX Runtime session cannot train')
+        return super().train(False)
+
+
+def _tool_module(relpath: str):
+    """A tools/ script next to this one, imported by path."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), relpath)
+    name = os.path.splitext(os.path.basename(path))[0] + '_tool'
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _trainable(model: nn.Module) -> bool:
+    return not isinstance(model, _OrtModel)
+
+
+def _max_abs_diff(models: Dict[str, nn.Module], shape: Tuple[int, ...],
+                  device: torch.device) -> Optional[float]:
+    """Max abs difference of B's eval output from A's (same input)."""
+    from mmcsn.utils import recognizer_forward
+
+    outs = []
+    for model in (models['A'], models['B']):
+        model.eval()
+        with torch.no_grad():
+            out = recognizer_forward(model, shape, random=True)(device)
+        outs.append(out[0] if isinstance(out, (tuple, list)) else out)
+    a, b = outs
+    if a.shape != b.shape and a.shape[0] == 2 * b.shape[0]:
+        a = a[1::2]  # bLResNet returns each official pair map twice
+    return (a.float() - b.float()).abs().max().item()
 
 
 def _peak_memory(argv: List[str], which: str, mode: str) -> int:
@@ -285,7 +477,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     modes = ('eval', 'train') if args.mode == 'both' else (args.mode, )
     results = dict(
         config=args.config,
-        b=args.vs or args.compare_impl,
+        b=args.vs or args.compare_impl or args.b_options,
         shape=args.shape,
         threads=args.threads,
         device=str(device),
@@ -293,12 +485,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
         date=time.strftime('%Y-%m-%d'),
         malloc_tuning=args.malloc_tuning,
         load_avg=os.getloadavg()[0] if hasattr(os, 'getloadavg') else None)
+    if 'B' in models and not args.vs:
+        results['max_abs_diff'] = _max_abs_diff(models, tuple(args.shape),
+                                                device)
+        print(f'B vs A, eval output: max abs diff '
+              f'{results["max_abs_diff"]:.3g}')
     child_argv = _strip_memory_flags(argv)
     rows = []
     for mode in modes:
         runs = {
-            k: _runner(m, tuple(args.shape), mode, device)
-            for k, m in models.items()
+            k: _runner(m, tuple(args.shape), mode, device, args.input_grad)
+            for k, m in models.items() if mode == 'eval' or _trainable(m)
         }
         times = _time_interleaved(runs, args.iters, args.warmup, device)
         entry = {}
@@ -309,6 +506,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
             if args.memory:
                 entry[name]['peak_mb'] = _peak_memory(child_argv, name,
                                                       mode) / 2**20
+        if args.share:
+            entry['A']['share'] = _module_share(models['A'], runs['A'],
+                                                args.share)
+            print(f'{mode}: {args.share} share of A: ' + ', '.join(
+                f'{k} {v:.3g}' for k, v in entry['A']['share'].items()))
         if 'B' in entry:
             entry['ratio_b_over_a'] = (
                 entry['B']['median_ms'] / entry['A']['median_ms'])
@@ -337,7 +539,9 @@ def _md_row(args: argparse.Namespace, mode: str, entry: dict) -> str:
     ratio = format(entry['ratio_b_over_a'],
                    '.2f') if 'ratio_b_over_a' in entry else '-'
     name = os.path.basename(args.config)
-    return (f'| {name} | {args.vs or args.compare_impl or "-"} | '
+    b = args.vs or args.compare_impl or (
+        ' '.join(args.b_options) if args.b_options else '-')
+    return (f'| {name} | {b} | '
             f'{"x".join(map(str, args.shape))} | {mode} | '
             f'{cell("A", "median_ms", ".1f")} | '
             f'{cell("B", "median_ms", ".1f")} | {ratio} | '

@@ -6,6 +6,10 @@ Examples::
     python tools/analysis/complexity.py CONFIG --shape 16 3 224 224  # 2D
     python tools/analysis/complexity.py CONFIG --cfg-options \\
         model.backbone.depth=50 --by-op
+    # a registered backbone (JSON dict) instead of a config
+    python tools/analysis/complexity.py \\
+        '{"type": "bLResNet", "depth": 50, "num_segments": 16}' \\
+        --shape 16 3 224 224
 
 ``--shape`` is the backbone's input: ``N C T H W`` for 3D recognizers (one
 clip per sample) and ``T C H W`` for 2D recognizers (T segments of one
@@ -26,7 +30,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Params and GFLOPs (conv + linear multiply-adds) of a '
         'model built from a config')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config', help='config file, or a JSON dict of a registered backbone')
     parser.add_argument(
         '--shape',
         type=int,
@@ -48,6 +53,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def _default_shape(model) -> List[int]:
     """Default input shape for the recognizer's dimensionality."""
+    if not hasattr(model, 'extract_feat'):
+        raise ValueError('--shape is required for a bare backbone')
     if type(model).__name__.endswith('2D'):
         return [8, 3, 224, 224]
     return [1, 3, 32, 224, 224]
@@ -69,7 +76,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import mmcsn  # noqa: F401  (stack fixes + registers mmcsn modules)
     from mmcsn.utils import count_complexity, mmaction_flops
 
-    cfg = Config.fromfile(args.config)
+    if args.config.lstrip().startswith('{'):
+        cfg = Config(dict(model=json.loads(args.config)))
+    else:
+        cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))

@@ -26,7 +26,7 @@ slots back out of it; here only the ``T / 2`` pair maps exist and the
 stage TAMs are evaluated on them (``TemporalAggregation.forward_pairs``),
 which gives the same numbers with half the stage-input memory.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -287,6 +287,24 @@ class bLResNet(BaseModule):
                     f"{cfg['checkpoint']!r} disagree; give one of them")
             pretrained = cfg['checkpoint']
         return pretrained, (rest or None)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Attribute lookup in the style of a config dict.
+
+        MMAction2's ``Recognizer2D`` reads ``self.backbone.get(
+        'num_segments')`` when ``test_cfg=dict(max_testing_views=...)``
+        splits a many-view test batch; ``nn.Module`` has no ``get``, so
+        without this that option fails with an ``AttributeError``.
+
+        Args:
+            name (str): Attribute name, e.g. ``'num_segments'``.
+            default (Any): Returned when the attribute is missing.
+                Defaults to None.
+
+        Returns:
+            Any: The attribute or ``default``.
+        """
+        return getattr(self, name, default)
 
     # ------------------------------------------------------------------
     # forward

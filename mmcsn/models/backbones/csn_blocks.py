@@ -166,7 +166,7 @@ class ConvNormAct(nn.Module):
         self.fuse_bn_eval = fuse_bn_eval
         conv = self.conv
         self._pointwise = (
-            type(conv) is nn.Conv3d and conv.kernel_size == (1, 1, 1)
+            isinstance(conv, nn.Conv3d) and conv.kernel_size == (1, 1, 1)
             and conv.groups == 1 and conv.dilation == (1, 1, 1)
             and conv.padding in ((0, 0, 0), 'valid'))
 

@@ -135,8 +135,10 @@ class TAMNeck(BaseModule):
         if s % self.num_segments:
             raise ValueError(
                 f'the map has {s} frames on dim 2, not a multiple of '
-                f'num_segments={self.num_segments}; set num_segments to '
-                f'the num_clips of SampleFrames')
+                f'num_segments={self.num_segments}: every view (clip x '
+                f'crop) must have num_segments frames, so use '
+                f'num_clips={self.num_segments} in the SampleFrames of '
+                f'every pipeline (train, val and test)')
         views = s // self.num_segments
         # (N, C, V*T, H, W) viewed as (N, C, V, T, H, W): one TAM per view
         # along its own time axis, so no frame is mixed across views.

@@ -55,12 +55,68 @@ def pointwise_fast_path(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last_3d)
 
 
+def _use_mkldnn(x: Tensor) -> bool:
+    """oneDNN for large channels-last products, else a matmul."""
+    return (x.numel() // max(x.shape[1], 1) >= MKLDNN_MIN_POSITIONS
+            and torch.backends.mkldnn.is_available())
+
+
+def _matmul_conv(x: Tensor, weight: Tensor,
+                 bias: Optional[Tensor]) -> Tensor:
+    """1x1x1 conv of a channels-last ``x`` as ``(P, C_in) @ (C_in, C_out)``.
+    """
+    if _use_mkldnn(x):
+        return torch.ops.aten.mkldnn_convolution(x, weight, bias, [0, 0, 0],
+                                                 [1, 1, 1], [1, 1, 1], 1)
+    out = F.linear(x.permute(0, 2, 3, 4, 1), weight.flatten(1), bias)
+    return out.permute(0, 4, 1, 2, 3)
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+
+class _PointwiseConv3dFunction(torch.autograd.Function):
+    """1x1x1 conv on channels-last tensors; every product is a GEMM.
+
+    Forward and input gradient are the same kind of product (the input
+    gradient is a 1x1x1 conv of the output gradient with the transposed
+    weight), each run by oneDNN when large, by ``mm`` otherwise; the weight
+    gradient is one ``mm`` over all positions.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor,
+                bias: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _matmul_conv(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        x, weight = ctx.saved_tensors
+        grad_out = _channels_last(grad_out)
+        c_out, c_in = weight.shape[:2]
+        grad_2d = grad_out.permute(0, 2, 3, 4, 1).reshape(-1, c_out)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _matmul_conv(
+                grad_out,
+                weight.transpose(0, 1).contiguous(), None)
+        if ctx.needs_input_grad[1]:
+            x_2d = x.permute(0, 2, 3, 4, 1).reshape(-1, c_in)
+            grad_w = grad_2d.t().mm(x_2d).view(weight.shape)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad_2d.sum(0)
+        return grad_x, grad_w, grad_b
+
+
 def pointwise_conv3d(x: Tensor,
                      weight: Tensor,
                      bias: Optional[Tensor] = None,
                      stride: Sequence[int] = (1, 1, 1)) -> Tensor:
     """``F.conv3d(x, weight, bias, stride)`` for a ``(C_out, C_in, 1, 1, 1)``
-    kernel, computed as a matmul.
+    kernel, computed with GEMMs on the channels-last layout.
 
     Args:
         x (Tensor): Input ``(N, C_in, T, H, W)``, ideally channels_last_3d
@@ -78,16 +134,15 @@ def pointwise_conv3d(x: Tensor,
                          f'{tuple(weight.shape)}')
     stride = _triple(stride)
     if stride != (1, 1, 1):
-        # a 1x1x1 conv with stride reads every s-th position only
+        # a 1x1x1 conv with stride reads every s-th position only; one
+        # compact copy (1/s**3 of x) lets the products run on plain views
         x = x[:, :, ::stride[0], ::stride[1], ::stride[2]]
-    positions = x.numel() // max(x.shape[1], 1)
-    if (not torch.is_grad_enabled() and positions >= MKLDNN_MIN_POSITIONS
-            and x.is_contiguous(memory_format=torch.channels_last_3d)
-            and torch.backends.mkldnn.is_available()):
-        return torch.ops.aten.mkldnn_convolution(x, weight, bias, [0, 0, 0],
-                                                 [1, 1, 1], [1, 1, 1], 1)
-    out = F.linear(x.permute(0, 2, 3, 4, 1), weight.flatten(1), bias)
-    return out.permute(0, 4, 1, 2, 3)
+    x = _channels_last(x)
+    if not torch.is_grad_enabled() or not (
+            x.requires_grad or weight.requires_grad or
+        (bias is not None and bias.requires_grad)):
+        return _matmul_conv(x, weight, bias)
+    return _PointwiseConv3dFunction.apply(x, weight, bias)
 
 
 def _triple(value) -> Tuple[int, int, int]:
