@@ -52,3 +52,18 @@ def test_train_then_test_with_the_tools(tools, demo_data_root, tmp_path):
     out = _run(tool_dir / 'test.py', str(TINY_CSN), str(checkpoint),
                '--work-dir', str(tmp_path / 'test'), *options)
     assert 'Epoch(test)' in out and 'acc/top1' in out
+
+
+def test_entry_tunes_malloc_then_runs_the_bundled_script(monkeypatch):
+    from mmcsn.utils import entry
+    calls = []
+    monkeypatch.setattr(entry, 'tune_malloc', lambda: calls.append('tune'))
+    monkeypatch.setattr(entry.runpy, 'run_path',
+                        lambda path, run_name: calls.append(
+                            (path, run_name)))
+    monkeypatch.setattr(sys, 'argv', ['tools/test.py', 'CFG', 'CKPT'])
+    entry.run_mmaction_tool('test.py')
+    assert calls == ['tune', (str(MIM_TOOLS / 'test.py'), '__main__')]
+    assert sys.argv[1:] == ['CFG', 'CKPT']
+    with pytest.raises(FileNotFoundError, match='does not ship'):
+        entry.mmaction_tool('no_such_tool.py')

@@ -1,22 +1,25 @@
-"""Dense 1x1x1 Conv3d on CPU as a matmul over channels-last positions.
+"""Dense 1x1x1 Conv3d on CPU as GEMMs over channels-last positions.
 
 A 1x1x1 conv with ``groups=1`` is a matrix product of the ``(positions,
 C_in)`` activations with the ``(C_in, C_out)`` weight. In channels_last_3d
 the activations already are that matrix (``x.permute(0, 2, 3, 4, 1)`` is a
-contiguous view), so ``F.linear`` runs it with no copy, and its backward is
-two more matrix products. PyTorch's own dispatch does worse on CPU
+contiguous view), so the product needs no copy, and the backward is two
+more products. PyTorch's own dispatch does worse on CPU
 (``docs/benchmarks.md``):
 
-* at batch 1 with small ``N*C*T*H`` or one thread it picks
-  ``aten::slow_conv3d_forward`` (33 of the 53 convs of an ir-CSN-50 at
-  16x112x112 with one thread), which copies channels-last inputs to NCDHW
-  and back;
-* the oneDNN backward of a 1x1x1 conv is 1.3-2.3x slower than the two
-  matrix products.
+* its heuristic sends 1x1 convs to ``aten::slow_conv3d_forward`` (im2col +
+  GEMM) when running one thread, or at
+  batch 1 when ``N*C*T*H <= 20480``: 33 of the 53 convs of an ir-CSN-50 at
+  1x3x16x112x112 with one thread, 15 with two. For channels-last inputs
+  that path also copies to NCDHW and back;
+* its backward of a 1x1x1 conv was slower than the two matrix products
+  (fwd+bwd 1.1-1.9x at 6 of 7 CSN layer shapes).
 
-The one case where oneDNN wins is the inference forward of a large layer
-(it reached ~2x the GEMM rate at >= 6k positions); :func:`pointwise_conv3d`
-then calls it directly instead of going through the dispatch heuristic.
+:func:`pointwise_conv3d` runs the forward and the input gradient (itself a
+1x1x1 conv with the transposed weight) with oneDNN when there are at least
+:data:`MKLDNN_MIN_POSITIONS` positions (oneDNN was 1.3-1.9x faster than
+``mm`` from 6k positions on), with ``mm`` below, and the weight gradient
+with one ``mm``.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -26,8 +29,8 @@ from torch import Tensor
 
 __all__ = ['pointwise_conv3d', 'pointwise_fast_path', 'MKLDNN_MIN_POSITIONS']
 
-# no-grad forward: oneDNN from this many output positions (N*T*H*W) on;
-# below it the fixed cost of oneDNN's weight reorder exceeds its gain.
+# oneDNN from this many positions (N*T*H*W) on; below it the fixed cost of
+# oneDNN's weight reorder exceeds its gain (2x7x7 positions: 3-5x slower).
 MKLDNN_MIN_POSITIONS = 2048
 
 
@@ -76,39 +79,65 @@ def _channels_last(x: Tensor) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last_3d)
 
 
+def _compact(x: Tensor, stride: Tuple[int, int, int]) -> Tensor:
+    """The positions a strided 1x1x1 conv reads, as a channels-last tensor
+    (a view when ``x`` is channels-last and the stride is 1)."""
+    if stride != (1, 1, 1):
+        x = x[:, :, ::stride[0], ::stride[1], ::stride[2]]
+    return _channels_last(x)
+
+
 class _PointwiseConv3dFunction(torch.autograd.Function):
     """1x1x1 conv on channels-last tensors; every product is a GEMM.
 
     Forward and input gradient are the same kind of product (the input
     gradient is a 1x1x1 conv of the output gradient with the transposed
     weight), each run by oneDNN when large, by ``mm`` otherwise; the weight
-    gradient is one ``mm`` over all positions.
+    gradient is one ``mm`` over all positions. Only the original input is
+    saved: a strided conv's compact copy of the positions it reads is
+    rebuilt in the backward instead of being kept alive until then.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor,
-                bias: Optional[Tensor]) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                stride: Tuple[int, int, int]) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _matmul_conv(x, weight, bias)
+        ctx.stride = stride
+        return _matmul_conv(_compact(x, stride), weight, bias)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         x, weight = ctx.saved_tensors
+        stride = ctx.stride
         grad_out = _channels_last(grad_out)
         c_out, c_in = weight.shape[:2]
         grad_2d = grad_out.permute(0, 2, 3, 4, 1).reshape(-1, c_out)
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = _matmul_conv(
-                grad_out,
-                weight.transpose(0, 1).contiguous(), None)
         if ctx.needs_input_grad[1]:
-            x_2d = x.permute(0, 2, 3, 4, 1).reshape(-1, c_in)
+            x_2d = _compact(x, stride).permute(0, 2, 3, 4, 1).reshape(
+                -1, c_in)
             grad_w = grad_2d.t().mm(x_2d).view(weight.shape)
+            del x_2d
+        if ctx.needs_input_grad[0]:
+            if _use_mkldnn(grad_out):
+                # large early layers: small weights, cheap to transpose
+                grad_x = _matmul_conv(
+                    grad_out,
+                    weight.transpose(0, 1).contiguous(), None)
+            else:
+                # mm reads the transposed weight in place (no copy)
+                n, _, t, h, w = grad_out.shape
+                grad_x = grad_2d.mm(weight.view(c_out, c_in)).view(
+                    n, t, h, w, c_in).permute(0, 4, 1, 2, 3)
+            if stride != (1, 1, 1):
+                full = torch.zeros_like(
+                    x, memory_format=torch.channels_last_3d)
+                full[:, :, ::stride[0], ::stride[1], ::stride[2]] = grad_x
+                grad_x = full
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_2d.sum(0)
-        return grad_x, grad_w, grad_b
+        return grad_x, grad_w, grad_b, None
 
 
 def pointwise_conv3d(x: Tensor,
@@ -133,16 +162,11 @@ def pointwise_conv3d(x: Tensor,
         raise ValueError('weight must be (C_out, C_in, 1, 1, 1), got '
                          f'{tuple(weight.shape)}')
     stride = _triple(stride)
-    if stride != (1, 1, 1):
-        # a 1x1x1 conv with stride reads every s-th position only; one
-        # compact copy (1/s**3 of x) lets the products run on plain views
-        x = x[:, :, ::stride[0], ::stride[1], ::stride[2]]
-    x = _channels_last(x)
     if not torch.is_grad_enabled() or not (
             x.requires_grad or weight.requires_grad or
         (bias is not None and bias.requires_grad)):
-        return _matmul_conv(x, weight, bias)
-    return _PointwiseConv3dFunction.apply(x, weight, bias)
+        return _matmul_conv(_compact(x, stride), weight, bias)
+    return _PointwiseConv3dFunction.apply(x, weight, bias, stride)
 
 
 def _triple(value) -> Tuple[int, int, int]:

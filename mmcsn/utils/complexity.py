@@ -45,7 +45,8 @@ def recognizer_forward(model: nn.Module,
             then computes its gradient too). Defaults to False.
 
     Returns:
-        Callable: ``fn(device) -> output``.
+        Callable: ``fn(device) -> output``; ``fn.inputs`` holds the inputs
+        made so far.
     """
     shape = tuple(int(s) for s in input_shape)
     cache = {}
@@ -62,7 +63,12 @@ def recognizer_forward(model: nn.Module,
         return cache[key]
 
     if not hasattr(model, 'extract_feat'):
-        return lambda device: model(make(shape, device))
+
+        def run_module(device):
+            return model(make(shape, device))
+
+        run_module.inputs = cache
+        return run_module
     if len(shape) == 5:  # (N, C, T, H, W) -> (N, 1 clip, C, T, H, W)
         full = (shape[0], 1) + shape[1:]
     elif len(shape) == 4:  # (T, C, H, W) -> (1 sample, T segments, ...)
@@ -74,6 +80,7 @@ def recognizer_forward(model: nn.Module,
     def run(device):
         return model.extract_feat(make(full, device), stage='head')[0]
 
+    run.inputs = cache  # the cached inputs, e.g. to reset their .grad
     return run
 
 

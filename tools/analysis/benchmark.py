@@ -7,9 +7,11 @@ Examples::
     # two configs, interleaved A, B, A, B, ...; prints B / A
     python tools/analysis/benchmark.py CONFIG_A --vs CONFIG_B
     # the same config with MMAction2's implementation (ResNet3dCSN, same
-    # weights) or with DepthwiseConv3d's plain autograd backward as B
+    # weights), with DepthwiseConv3d's plain autograd backward or with the
+    # dense 1x1x1 convs as plain F.conv3d as B
     python tools/analysis/benchmark.py CONFIG --compare-impl mmaction
     python tools/analysis/benchmark.py CONFIG --compare-impl plain-dw
+    python tools/analysis/benchmark.py CONFIG --compare-impl plain-pw
     # a registered backbone instead of a config (JSON dict)
     python tools/analysis/benchmark.py '{"type": "CSN", "depth": 50}'
     # bLResNet / TemporalAggregation vs the official formulation
@@ -31,8 +33,11 @@ optimizer. Before timing, B's eval output is compared with A's (same
 weights) and the max abs difference is printed and saved; ``--vs`` models
 have their own weights and are not compared. Inputs are ``randn`` from
 seed 0, drawn once. Peak memory (``--memory``) is measured in a fresh
-subprocess per model and mode: CPU peak RSS (``VmHWM``) minus the RSS
-after the model and input exist; on CUDA ``max_memory_allocated``.
+subprocess per model and mode: on CPU the peak of live tensor memory
+allocated by one call (the profiler's allocation record replayed; the
+column printed), plus peak RSS (``VmHWM``) growth over two calls in the
+JSON (``rss_peak_mb``, noisier: allocator caching, other load); on CUDA
+``max_memory_allocated``.
 ``--input-grad`` makes train steps also compute the input gradient (for
 modules that sit inside a network, such as TAM). Set the malloc
 thresholds (``--malloc-tuning on``, the default) to get stable CPU timings.
@@ -53,7 +58,8 @@ import torch.nn.functional as F
 
 __all__ = ['main', 'parse_args']
 
-IMPLS = ('mmaction', 'plain-dw', 'official', 'compile', 'onnxruntime')
+IMPLS = ('mmaction', 'plain-dw', 'plain-pw', 'official', 'compile',
+         'onnxruntime')
 # mmcsn CSN arguments that MMAction2's ResNet3dCSN does not take
 _MMCSN_ONLY_ARGS = ('memory_format', 'fuse_bn_eval', 'groups', 'expansion',
                     'with_pool1')
@@ -71,7 +77,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=IMPLS,
         default=None,
         help='B = the same model (same weights) as MMAction2 ResNet3dCSN '
-        '(mmaction), with DepthwiseConv3d on plain autograd (plain-dw), as '
+        '(mmaction), with DepthwiseConv3d on plain autograd (plain-dw), '
+        'with dense 1x1x1 convs as plain F.conv3d (plain-pw), as '
         'the official bLVNet-TAM code (official; bLResNet or '
         'TemporalAggregation, a recognizer is reduced to its backbone), '
         'under torch.compile (compile) or in ONNX Runtime (onnxruntime, '
@@ -93,6 +100,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='backbone input: N C T H W (3D) or T C H W (2D)')
     parser.add_argument(
         '--mode', choices=('eval', 'train', 'both'), default='both')
+    parser.add_argument(
+        '--profile',
+        type=int,
+        default=0,
+        metavar='N',
+        help='also profile one call of each model and mode and print the N '
+        'ops with the most self CPU time, with their share of the step')
     parser.add_argument(
         '--share',
         default=None,
@@ -197,6 +211,21 @@ def _plain_dw(model: nn.Module) -> nn.Module:
     return model
 
 
+def _plain_pw(model: nn.Module) -> nn.Module:
+    """Switch the matmul 1x1x1 path of every CSN ConvNormAct off."""
+    from mmcsn.models.backbones.csn_blocks import ConvNormAct
+
+    patched = 0
+    for module in model.modules():
+        if isinstance(module, ConvNormAct) and module._pointwise:
+            module._pointwise = False
+            patched += 1
+    if not patched:
+        raise ValueError('--compare-impl plain-pw: the model has no dense '
+                         '1x1x1 ConvNormAct')
+    return model
+
+
 def _runner(model: nn.Module,
             shape: Tuple[int, ...],
             mode: str,
@@ -223,6 +252,8 @@ def _runner(model: nn.Module,
             out.float().sum().backward()
             for p in model.parameters():
                 p.grad = None
+            for x in forward.inputs.values():
+                x.grad = None
 
     return run
 
@@ -284,6 +315,24 @@ def _module_share(model: nn.Module, run: Callable[[], None],
         share=(forward + backward) / max(total, 1e-9))
 
 
+def _top_ops(run: Callable[[], None], top: int) -> List[dict]:
+    """Profile one call; the ``top`` ops by self CPU time."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        run()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    rows = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    return [
+        dict(
+            op=e.key,
+            calls=e.count,
+            self_ms=e.self_cpu_time_total / 1e3,
+            share=e.self_cpu_time_total / total) for e in rows
+    ]
+
+
 _VIEW_NODES = ('ViewBackward0', 'UnsafeViewBackward0', 'ReshapeAliasBackward0',
                'AliasBackward0')
 
@@ -335,8 +384,36 @@ def _memory_child(args: argparse.Namespace) -> None:
         base = _status_kb('VmRSS') * 1024
         run()
         run()
-        peak = _status_kb('VmHWM') * 1024 - base
+        rss = _status_kb('VmHWM') * 1024 - base
+        peak = _tensor_peak(run)
+        print(json.dumps(dict(peak_bytes=peak, rss_peak_bytes=rss)))
+        return
     print(json.dumps(dict(peak_bytes=peak, base_bytes=base)))
+
+
+def _tensor_peak(run: Callable[[], None]) -> int:
+    """Peak bytes of live CPU tensor memory allocated during ``run()``.
+
+    Replays the profiler's allocation record (allocations inside each op,
+    frees and allocations between ops) in time order. Unlike peak RSS it
+    does not depend on the allocator's caching or on other processes.
+    """
+    from torch.profiler import profile
+
+    with profile(profile_memory=True) as prof:
+        run()
+    deltas = []
+    for event in prof.events():
+        delta = (
+            event.cpu_memory_usage
+            if event.name == '[memory]' else event.self_cpu_memory_usage)
+        if delta:
+            deltas.append((event.time_range.start, delta))
+    live = peak = 0
+    for _, delta in sorted(deltas, key=lambda d: d[0]):
+        live += delta
+        peak = max(peak, live)
+    return peak
 
 
 def _models(args: argparse.Namespace) -> Dict[str, nn.Module]:
@@ -349,12 +426,16 @@ def _models(args: argparse.Namespace) -> Dict[str, nn.Module]:
         models['B'] = _build(_load_cfg(args.vs, args.cfg_options))
     elif impl == 'mmaction':
         models['B'] = _mmaction_twin(cfg_a, model_a)
-    elif impl == 'plain-dw' or args.b_options:
+    elif impl in ('plain-dw', 'plain-pw') or args.b_options:
         cfg_b = _load_cfg(args.config,
                           (args.cfg_options or []) + (args.b_options or []))
         model_b = _build(cfg_b)
         model_b.load_state_dict(model_a.state_dict(), strict=True)
-        models['B'] = _plain_dw(model_b) if impl else model_b
+        if impl == 'plain-dw':
+            model_b = _plain_dw(model_b)
+        elif impl == 'plain-pw':
+            model_b = _plain_pw(model_b)
+        models['B'] = model_b
     elif impl == 'official':
         official_twin = _tool_module('blvnet_reference.py').official_twin
         if hasattr(model_a, 'extract_feat'):
@@ -441,12 +522,12 @@ def _max_abs_diff(models: Dict[str, nn.Module], shape: Tuple[int, ...],
     return (a.float() - b.float()).abs().max().item()
 
 
-def _peak_memory(argv: List[str], which: str, mode: str) -> int:
+def _peak_memory(argv: List[str], which: str, mode: str) -> dict:
     """Peak memory of one model and mode, in a fresh process."""
     cmd = [sys.executable, os.path.abspath(__file__), *argv,
            '--memory-child', f'{which}:{mode}']
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])['peak_bytes']
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _strip_memory_flags(argv: List[str]) -> List[str]:
@@ -504,8 +585,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 median_ms=statistics.median(values) * 1e3,
                 times_ms=[v * 1e3 for v in values])
             if args.memory:
-                entry[name]['peak_mb'] = _peak_memory(child_argv, name,
-                                                      mode) / 2**20
+                peak = _peak_memory(child_argv, name, mode)
+                entry[name]['peak_mb'] = peak['peak_bytes'] / 2**20
+                if 'rss_peak_bytes' in peak:
+                    entry[name]['rss_peak_mb'] = (
+                        peak['rss_peak_bytes'] / 2**20)
+        if args.profile:
+            for name, run in runs.items():
+                entry[name]['profile'] = _top_ops(run, args.profile)
+                print(f'{mode} {name}: ' + '; '.join(
+                    f'{r["op"]} x{r["calls"]} {r["share"]:.0%}'
+                    for r in entry[name]['profile']))
         if args.share:
             entry['A']['share'] = _module_share(models['A'], runs['A'],
                                                 args.share)
