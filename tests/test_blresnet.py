@@ -258,22 +258,84 @@ def test_norm_eval():
     assert torch.equal(model.bn1.running_mean, before)
 
 
-def test_with_cp_same_outputs_and_grads():
+# A module of each checkpointed unit: the stem, per bL stage its TAM, big
+# and little branches and fusion (after the upsample + add + ReLU glue),
+# and a layer4 block (a block's recompute runs its inner function, so
+# its conv1 is the probe).
+CP_PROBES = ('conv1', 'tam') + tuple(
+    f'layer{i}.{m}' for i in (1, 2, 3)
+    for m in ('tam', 'big.0', 'little.0', 'little_e', 'fusion.0.conv1')) + (
+        'layer4.0.conv1', )
+
+
+def _counted(fn, calls: dict, name: str):
+
+    def wrapper(*args, **kwargs):
+        calls[name] += 1
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _probe_stage(name: str) -> int:
+    return int(name[5]) if name.startswith('layer') else 0
+
+
+@pytest.mark.parametrize('frozen_stages, input_grad', [(-1, True),
+                                                       (-1, False),
+                                                       (1, False)])
+def test_with_cp_same_outputs_and_grads(frozen_stages, input_grad):
+    """Same outputs and grads; every trainable unit is recomputed.
+
+    Forward calls are counted: a checkpointed module runs twice (forward
+    and recompute in the backward), others once. With raw frames as
+    input (no input grad, as in training) the stem and, after frozen
+    stages, the first trainable stage are still checkpointed because
+    their parameters need grads; frozen units are not.
+    """
     x = torch.randn(2 * T, 3, 32, 32)
     results = []
     for with_cp in (False, True):
-        model = _backbone(with_cp=with_cp).train()
-        inp = x.clone().requires_grad_()
+        model = _backbone(
+            with_cp=with_cp, frozen_stages=frozen_stages).train()
+        modules = dict(model.named_modules())
+        calls = dict.fromkeys(CP_PROBES, 0)
+        for name in CP_PROBES:
+            module = modules[name]
+            if name.endswith('.tam'):  # stage TAMs run forward_pairs
+                module.forward_pairs = _counted(module.forward_pairs,
+                                                calls, name)
+            else:  # pre-hook: a recompute stops once all is recovered
+                module.register_forward_pre_hook(
+                    lambda *_, n=name: calls.__setitem__(n, calls[n] + 1))
+        inp = x.clone().requires_grad_(input_grad)
         out = model(inp)
         out.pow(2).sum().backward()
         results.append((out.detach(), inp.grad,
-                        [p.grad for p in model.parameters()]))
-    (o1, g1, p1), (o2, g2, p2) = results
+                        {k: p.grad
+                         for k, p in model.named_parameters()}, calls))
+    (o1, g1, p1, c1), (o2, g2, p2, c2) = results
     torch.testing.assert_close(o1, o2)
-    torch.testing.assert_close(g1, g2)
-    assert all(g is not None for g in p2)
-    for a, b in zip(p1, p2):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    if input_grad:
+        torch.testing.assert_close(g1, g2)
+    assert g1 is None and g2 is None or input_grad
+    assert c1 == dict.fromkeys(CP_PROBES, 1)
+    assert c2 == {
+        n: 2 if _probe_stage(n) > frozen_stages else 1
+        for n in CP_PROBES
+    }
+    assert p1.keys() == p2.keys()
+    for k in p1:
+        trainable = _probe_stage(k) > frozen_stages
+        if k.startswith(('conv1', 'bn1', 'b_conv0', 'bn_b0', 'l_conv',
+                         'bn_l', 'bl_init', 'bn_bl_init', 'tam')):
+            trainable = frozen_stages < 0
+        if not trainable:
+            assert p1[k] is None and p2[k] is None, k
+            continue
+        assert p2[k] is not None, k
+        torch.testing.assert_close(p1[k], p2[k], rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, k=k: f'{k}: {m}')
 
 
 @pytest.mark.parametrize('blending_frames, with_tam', [(5, True),

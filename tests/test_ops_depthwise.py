@@ -281,3 +281,20 @@ def test_csn_fast_paths_match_plain_paths(monkeypatch):
                  grad)
     for g, r in zip(got, ref):
         _assert_close(g, r)
+
+
+def test_flop_counter_sees_every_pointwise_conv():
+    """Dispatch modes (FlopCounterMode) get the plain conv, not the GEMM."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mmcsn.models.backbones import CSN
+
+    counts = []
+    for memory_format in ('channels_last_3d', 'contiguous'):
+        model = CSN(depth=50, base_channels=8, stage_blocks=(1, 1, 1, 1),
+                    memory_format=memory_format).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, 4, 64, 64))
+        counts.append(counter.get_flop_counts()['Global'])
+    assert counts[0] == counts[1]
+    assert torch.ops.aten.convolution in counts[0]

@@ -291,25 +291,23 @@ def count_complexity(config: str) -> Tuple[int, float]:
     """Parameters and GFLOPs of one test clip.
 
     GFLOPs are multiply-adds of convolutions and matmuls (MMAction2's
-    convention, as mmengine's ``get_model_complexity_info``), counted with
-    ``torch.utils.flop_counter``.
+    convention), counted by :func:`mmcsn.utils.count_complexity`, the
+    counter of ``tools/analysis/complexity.py``.
 
     Returns:
         tuple: ``(params, gflops)``.
     """
-    import torch
     from mmaction.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from mmcsn.utils import count_complexity as count
 
     cfg = Config.fromfile(config)
     init_default_scope('mmaction')
-    model = MODELS.build(cfg.model).eval()
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(_input_shape(cfg)), mode='tensor')
-    return params, counter.get_total_flops() / 2 / 1e9
+    # drop the batch axis: (clips, C, T, H, W) for 3D, (T, C, H, W) for 2D
+    result = count(MODELS.build(cfg.model), _input_shape(cfg)[1:])
+    return result['params'], result['macs'] / 1e9
 
 
 def infer_clip(config: str, checkpoint: str, video: str,

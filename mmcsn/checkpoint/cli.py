@@ -35,8 +35,9 @@ def csn_converter_parser(description: str,
         src_help (str): What ``SRC`` is.
         depths (Sequence[int]): Depths the source layout can hold.
             Defaults to (26, 50, 101, 152).
-        with_mode (bool): Offer ``--mode ir|ip`` (layouts that do not
-            tell the block mode apart by name). Defaults to True.
+        with_mode (bool): Offer ``--mode ir|ip``, checked against the
+            mode detected from the keys (off for layouts with one mode
+            only, e.g. PyTorchVideo's ir-CSN). Defaults to True.
 
     Returns:
         argparse.ArgumentParser: The parser.

@@ -26,6 +26,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ['pointwise_conv3d', 'pointwise_fast_path', 'MKLDNN_MIN_POSITIONS']
 
@@ -54,6 +55,10 @@ def pointwise_fast_path(x: Tensor) -> bool:
     if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
         return False
     if torch.is_autocast_enabled('cpu'):
+        return False
+    if _get_current_dispatch_mode() is not None:
+        # FlopCounterMode and other dispatch modes key on aten.convolution:
+        # the oneDNN/mm calls would hide the conv from them.
         return False
     return x.is_contiguous(memory_format=torch.channels_last_3d)
 

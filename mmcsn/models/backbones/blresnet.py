@@ -54,6 +54,7 @@ from .blresnet_blocks import (
     DEFAULT_NORM_CFG,
     BigLittleStage,
     bLBottleneck,
+    checkpoint_unit,
     make_res_layer,
 )
 
@@ -129,8 +130,13 @@ class bLResNet(BaseModule):
             ``i`` the stem and layer1 .. layer``i``. Defaults to -1.
         norm_eval (bool): Keep all BN layers in eval mode when training.
             Defaults to False.
-        with_cp (bool): Gradient checkpointing per bottleneck. Defaults to
-            False.
+        with_cp (bool): Gradient checkpointing: the stem (conv1, TAM,
+            big-little layer0) and each of layer1 .. layer3 (TAM, big and
+            little branches, fusion) are recomputed in the backward as
+            one unit each, layer4 per bottleneck. Only units that need a
+            gradient (an input or a parameter that requires grad) are
+            checkpointed, so frozen stages and ``no_grad`` are unaffected.
+            Defaults to False.
         conv_cfg (dict, optional): Conv layer config. Defaults to None.
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN2d',
             requires_grad=True)`` (eps 1e-5, as the official model).
@@ -203,6 +209,7 @@ class bLResNet(BaseModule):
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.with_cp = with_cp
         self.pretrained = pretrained
 
         cfgs = dict(with_cp=with_cp, conv_cfg=conv_cfg, norm_cfg=norm_cfg)
@@ -324,7 +331,12 @@ class bLResNet(BaseModule):
             raise ValueError(
                 f'batch size {x.shape[0]} (x.shape[0]) is not divisible by '
                 f'num_segments={self.num_segments}')
-        pairs = self.forward_stem(x)
+        if self.with_cp:
+            stem_params = (p for m in self._stage_modules(0)
+                           for p in m.parameters())
+            pairs = checkpoint_unit(self.forward_stem, x, stem_params)
+        else:
+            pairs = self.forward_stem(x)
         outs = []
         for i, name in enumerate(('layer1', 'layer2', 'layer3', 'layer4')):
             pairs = getattr(self, name)(pairs)

@@ -6,8 +6,9 @@ Sequential indices are those of the official bLVNet-TAM / BigLittleNet
 code and are frozen on purpose: released checkpoints then load after a
 prefix change only (``mmcsn.checkpoint.blvnet``).
 """
-from typing import Optional, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
@@ -16,10 +17,38 @@ from torch import Tensor
 
 from mmcsn.models.common.tam import TemporalAggregation
 
-__all__ = ['bLBottleneck', 'make_res_layer', 'BigLittleStage']
+__all__ = [
+    'bLBottleneck', 'make_res_layer', 'BigLittleStage', 'checkpoint_unit'
+]
 
 # PyTorch-default BN (eps 1e-5, momentum 0.1), as the official code.
 DEFAULT_NORM_CFG = dict(type='BN2d', requires_grad=True)
+
+
+def checkpoint_unit(fn: Callable[[Tensor], Tensor], x: Tensor,
+                    params: Iterable[nn.Parameter]) -> Tensor:
+    """``fn(x)``, gradient-checkpointed if autograd would record it.
+
+    Like MMAction2's ``with_cp and x.requires_grad``, nothing is
+    checkpointed when nothing needs a gradient (``no_grad``, eval, frozen
+    stages). Unlike it, a unit's trainable parameters count as inputs
+    too: with the non-reentrant checkpoint, parameter grads flow even
+    when ``x`` needs none (e.g. the stem on raw frames, or the first
+    trainable stage after ``frozen_stages``), and those activations are
+    the ones worth dropping.
+
+    Args:
+        fn (Callable): The unit's forward, run again in the backward.
+        x (Tensor): The input.
+        params (Iterable[nn.Parameter]): The unit's parameters.
+
+    Returns:
+        Tensor: ``fn(x)``.
+    """
+    if torch.is_grad_enabled() and (x.requires_grad or any(
+            p.requires_grad for p in params)):
+        return cp.checkpoint(fn, x, use_reentrant=False)
+    return fn(x)
 
 
 class bLBottleneck(nn.Module):
@@ -169,7 +198,12 @@ class BigLittleStage(nn.Module):
         num_segments (int): Frames per clip ``T``.
         with_tam (bool): TAM on the stage input. Defaults to True.
         blending_frames (int): TAM blending frames. Defaults to 3.
-        **block_kwargs: ``with_cp``, ``conv_cfg``, ``norm_cfg``.
+        with_cp (bool): Gradient checkpointing of the whole stage (TAM,
+            big and little branches, upsample + add + ReLU, fusion) as
+            one unit; its blocks are then not checkpointed on their own,
+            which would run them a third time for little gain.
+            Defaults to False.
+        **block_kwargs: ``conv_cfg``, ``norm_cfg``.
     """
 
     def __init__(self,
@@ -182,8 +216,10 @@ class BigLittleStage(nn.Module):
                  num_segments: int,
                  with_tam: bool = True,
                  blending_frames: int = 3,
+                 with_cp: bool = False,
                  **block_kwargs) -> None:
         super().__init__()
+        self.with_cp = with_cp
         self.big = make_res_layer(
             in_channels,
             out_channels,
@@ -212,6 +248,11 @@ class BigLittleStage(nn.Module):
 
     def forward(self, pairs: Tensor) -> Tensor:
         """Map ``(N * T / 2, C_in, H, W)`` pairs to the fused pairs."""
+        if self.with_cp:
+            return checkpoint_unit(self._forward, pairs, self.parameters())
+        return self._forward(pairs)
+
+    def _forward(self, pairs: Tensor) -> Tensor:
         little_in, big_in = self.split(pairs)
         big = self.big(big_in)
         little = self.little_e(self.little(little_in))
