@@ -4,12 +4,12 @@ The CSN-152 figures are the published ones (VMZ zoo: conv+fc GMACs at
 32x256x256 and params; MMAction2 metafile: + 2 x BN elements), see
 ``shared/spec/csn.md`` sections 2-3.
 """
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch.nn as nn
+from conftest import load_tool
 from mmaction.registry import MODELS
 from mmengine.registry import init_default_scope
 
@@ -83,17 +83,9 @@ def test_recognizer_shape_is_checked():
         count_complexity(model, (3, 8, 64))
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'complexity_tool', REPO / 'tools/analysis/complexity.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli(tmp_path, capsys):
     out = tmp_path / 'counts.json'
-    result = _load_tool().main([
+    result = load_tool('tools/analysis/complexity.py').main([
         str(DEMO_CSN), '--shape', '1', '3', '8', '32', '32', '--by-op',
         '--json',
         str(out), '--cfg-options', 'model.cls_head.num_classes=7'
@@ -111,10 +103,7 @@ def test_cli(tmp_path, capsys):
 
 
 def test_benchmark_tool_runs(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', REPO / 'tools/analysis/benchmark.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/analysis/benchmark.py')
     out = tmp_path / 'bench.json'
     md = tmp_path / 'bench.md'
     result = tool.main([
@@ -167,20 +156,13 @@ def test_blvnet_and_tsn_match_published(backbone, gmacs, params):
 
 
 def test_cli_accepts_backbone_json():
-    result = _load_tool().main(
+    tool = load_tool('tools/analysis/complexity.py')
+    result = tool.main(
         ['{"type": "bLResNet", "depth": 50, "num_segments": 4}', '--shape',
          '4', '3', '64', '64'])
     assert result['macs'] > 0 and result['shape'] == [4, 3, 64, 64]
     with pytest.raises(ValueError, match='--shape is required'):
-        _load_tool().main(['{"type": "bLResNet", "depth": 50}'])
-
-
-def _reference_module():
-    spec = importlib.util.spec_from_file_location(
-        'blvnet_reference', REPO / 'tools/analysis/blvnet_reference.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        tool.main(['{"type": "bLResNet", "depth": 50}'])
 
 
 def _random_bn(model: nn.Module) -> nn.Module:
@@ -199,7 +181,7 @@ def test_official_reference_equals_mmcsn():
 
     from mmcsn.models.backbones import bLResNet
     from mmcsn.models.common import TemporalAggregation
-    ref = _reference_module()
+    ref = load_tool('tools/analysis/blvnet_reference.py')
     torch.manual_seed(0)
     ours = _random_bn(bLResNet(depth=50, num_segments=4)).eval()
     twin = ref.official_twin(ours).eval()
@@ -230,16 +212,8 @@ def test_official_reference_equals_mmcsn():
         ref.official_twin(nn.Conv2d(1, 1, 1))
 
 
-def _benchmark_tool():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', REPO / 'tools/analysis/benchmark.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_benchmark_official_share_and_b_options(capsys):
-    tool = _benchmark_tool()
+    tool = load_tool('tools/analysis/benchmark.py')
     common = ['--iters', '1', '--warmup', '0', '--threads', '1']
     result = tool.main([
         '{"type": "TemporalAggregation", "channels": 4, "num_segments": 2}',
@@ -260,7 +234,7 @@ def test_benchmark_official_share_and_b_options(capsys):
 
 
 def test_benchmark_onnxruntime_is_eval_only():
-    tool = _benchmark_tool()
+    tool = load_tool('tools/analysis/benchmark.py')
     result = tool.main([
         '{"type": "CSN", "depth": 50, "base_channels": 8, "stage_blocks": '
         '[1, 1, 1, 1]}', '--shape', '1', '3', '8', '64', '64',

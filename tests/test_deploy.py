@@ -6,11 +6,11 @@ unsupported Python or ops) because inductor's C++ codegen takes 1-2
 minutes per backbone on a 2-core machine; TAM and DepthwiseConv3d are small
 enough for the default inductor backend.
 """
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_tool
 
 import mmcsn  # noqa: F401  (stack fixes + registry)
 from mmcsn.models.backbones import CSN, bLResNet
@@ -18,14 +18,6 @@ from mmcsn.models.common import TemporalAggregation
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CSN = REPO / 'configs/demo/ircsn_tiny-r50_1xb8-8x2x1-12e_motion-rgb.py'
-
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_onnx_tool', REPO / 'tools/deploy/export_onnx.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _tiny(name):
@@ -72,7 +64,7 @@ def test_torch_compile_forward(name, backend):
 
 @pytest.mark.parametrize('name', ['csn', 'blresnet', 'tam'])
 def test_onnx_export_matches_onnxruntime(name, tmp_path):
-    tool = _load_tool()
+    tool = load_tool('tools/deploy/export_onnx.py')
     model, x = _tiny(name)
     with torch.no_grad():
         expected = _first(model(x))
@@ -88,7 +80,7 @@ def test_onnx_export_matches_onnxruntime(name, tmp_path):
 
 
 def test_export_cli_recognizer(tmp_path):
-    result = _load_tool().main([
+    result = load_tool('tools/deploy/export_onnx.py').main([
         str(DEMO_CSN),
         str(tmp_path / 'demo.onnx'), '--shape', '1', '3', '8', '32', '32',
         '--verify'
