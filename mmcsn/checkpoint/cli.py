@@ -16,10 +16,11 @@ from .csn import (
 )
 from .io import CheckpointError, load_checkpoint_file, save_checkpoint_atomic
 
-__all__ = ['csn_converter_parser', 'run_csn_converter']
+__all__ = ['CONVERTER_ERRORS', 'csn_converter_parser', 'run_csn_converter']
 
-# What a converter reports as a clean failure (exit status 1, one line):
-# a bad or refused file, a layout it cannot convert, a protected output.
+# What every converter (CSN and bLVNet) reports as a clean failure (exit
+# status 1, one line): a bad or refused file, a layout it cannot convert,
+# a protected output.
 CONVERTER_ERRORS = (CheckpointError, ValueError, FileExistsError,
                     FileNotFoundError)
 

@@ -26,6 +26,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.utils import _triple
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = ['pointwise_conv3d', 'pointwise_fast_path', 'MKLDNN_MIN_POSITIONS']
@@ -166,18 +167,11 @@ def pointwise_conv3d(x: Tensor,
     if weight.dim() != 5 or tuple(weight.shape[2:]) != (1, 1, 1):
         raise ValueError('weight must be (C_out, C_in, 1, 1, 1), got '
                          f'{tuple(weight.shape)}')
-    stride = _triple(stride)
+    stride = tuple(int(v) for v in _triple(stride))
+    if len(stride) != 3:
+        raise ValueError(f'stride must be an int or 3 ints, got {stride}')
     if not torch.is_grad_enabled() or not (
             x.requires_grad or weight.requires_grad or
         (bias is not None and bias.requires_grad)):
         return _matmul_conv(_compact(x, stride), weight, bias)
     return _PointwiseConv3dFunction.apply(x, weight, bias, stride)
-
-
-def _triple(value) -> Tuple[int, int, int]:
-    if isinstance(value, int):
-        return (value, ) * 3
-    value = tuple(int(v) for v in value)
-    if len(value) != 3:
-        raise ValueError(f'stride must be an int or 3 ints, got {value}')
-    return value

@@ -29,6 +29,7 @@ from mmcsn.checkpoint.blvnet import (
     convert_blvnet_checkpoint,
     infer_blvnet_arch,
 )
+from mmcsn.checkpoint.cli import CONVERTER_ERRORS
 from mmcsn.version import __version__
 
 
@@ -65,8 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.dst,
             force=args.force,
             protect=[args.src])
-    except (CheckpointError, ValueError, FileExistsError,
-            FileNotFoundError) as err:
+    except CONVERTER_ERRORS as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'converted {args.src} ({fmt}) -> {dst}: {len(state_dict)} '

@@ -203,10 +203,8 @@ class ConvNormAct(nn.Module):
                 shift = shift + self.conv.bias * scale
             weight = self.conv.weight * scale.reshape(-1, 1, 1, 1, 1)
             x = self._conv(x, weight, shift)
-        elif self._pointwise and pointwise_fast_path(x):
-            x = self.norm(
-                pointwise_conv3d(x, self.conv.weight, self.conv.bias,
-                                 self.conv.stride))
+        elif self._pointwise:
+            x = self.norm(self._conv(x, self.conv.weight, self.conv.bias))
         else:
             x = self.norm(self.conv(x))
         if self.activate is not None:
