@@ -1,6 +1,16 @@
-"""Shared fixtures: a tiny generated demo dataset and a real video clip.
+"""Shared fixtures and helpers of the test suite.
 
-Other test files may reuse them:
+* every test runs with one torch thread (``_one_thread``, autouse): the
+  inputs are tiny and CI has 2 shared cores, where OpenMP threads cost
+  more than they save. A test that needs more sets them itself (the
+  fixture restores the count afterwards).
+* ``load_tool(rel_path)`` -- import a script under ``tools/`` (not a
+  package) as a module: ``from conftest import load_tool``.
+* ``BLVNET_FIXTURE`` -- ``tests/fixtures/blvnet``: reference logits of the
+  official bLVNet-TAM code (see its README.md), vendored so that a clone
+  alone shows parity.
+
+Fixtures other test files may reuse:
 
 * ``demo_data_root`` -- session-scoped directory holding a tiny copy of the
   time-reversed motion dataset (8 classes, 5 clips per class: 3 train / 1
@@ -20,21 +30,47 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+BLVNET_FIXTURE = Path(__file__).resolve().parent / 'fixtures' / 'blvnet'
 TINY_DATA = dict(seed=0, num_per_class=5, size=32, frames=8)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread per test (see the module docstring)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def load_tool(rel_path: str) -> ModuleType:
-    """Import a script under ``tools/`` (not a package) as a module."""
+    """Import a script under ``tools/`` (not a package) as a module.
+
+    Args:
+        rel_path (str): Path from the repository root, e.g.
+            ``'tools/convert/blvnet_to_mmcsn.py'``.
+
+    Returns:
+        ModuleType: The module, imported once per session.
+    """
     path = REPO_ROOT / rel_path
-    name = 'mmcsn_tool_' + path.stem.replace('-', '_')
+    if not path.is_file():
+        raise FileNotFoundError(f'no tool {rel_path!r} under {REPO_ROOT}')
+    parts = path.relative_to(REPO_ROOT).with_suffix('').parts
+    name = 'mmcsn_tool_' + '_'.join(parts).replace('-', '_')
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # a later call retries, not a half module
+        raise
     return module
 
 

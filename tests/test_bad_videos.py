@@ -5,7 +5,6 @@ lost), an mp4 with no frames (``cv2.VideoWriter`` released unwritten), an
 mp4 whose frame data is overwritten after a valid header (fails only when
 decoded) and a missing file.
 """
-import importlib.util
 import logging
 import os
 import re
@@ -15,6 +14,7 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 import pytest
+from conftest import load_tool
 from mmaction.datasets import VideoDataset
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import Compose
@@ -124,20 +124,27 @@ def test_min_frames_refuses_short_videos(tmp_path):
         init(_sample(path))
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    (dict(on_error='ignore'), r"on_error='ignore'.*'raise', 'skip'"),
-    (dict(min_frames=0), r'min_frames=0.*int >= 1'),
-    (dict(min_frames=2.5), r'min_frames=2\.5.*int >= 1'),
+@pytest.mark.parametrize('kwargs, error, match', [
+    (dict(on_error='ignore'), ValueError,
+     r"on_error must be one of \['raise', 'skip'\], got 'ignore'"),
+    (dict(min_frames=0), ValueError, r'min_frames must be a positive int'),
+    (dict(min_frames=2.5), TypeError, r'min_frames must be .* got 2\.5'),
+    (dict(io_backend='dsk'), ValueError,
+     r"io_backend must be one of \[.*'disk'.*\], got 'dsk'"),
 ])
-def test_init_arguments_are_validated(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_init_arguments_are_validated(kwargs, error, match):
+    # the whole table is tests/test_validation.py; these are the ones a
+    # dataset config gets wrong
+    with pytest.raises(error, match=match):
         CheckedDecordInit(**kwargs)
 
 
 def test_decode_arguments_are_validated():
-    with pytest.raises(ValueError, match=r"mode='fast'.*'accurate'"):
+    with pytest.raises(ValueError, match=r"mode must be one of .*'accurate'"
+                       r".*got 'fast'"):
         CheckedDecordDecode(mode='fast')
-    with pytest.raises(ValueError, match=r"on_error=None.*'skip'"):
+    with pytest.raises(TypeError, match=r"on_error must be one of .*'skip'"
+                       r".*got None"):
         CheckedDecordDecode(on_error=None)
 
 
@@ -217,12 +224,7 @@ def test_test_mode_raises_naming_the_file(tmp_path):
 
 
 def _demo_generator():
-    path = Path(__file__).resolve().parents[1] / 'tools' / 'data' / \
-        'make_motion_clips.py'
-    spec = importlib.util.spec_from_file_location('_motion_clips', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/data/make_motion_clips.py')
 
 
 def test_demo_generator_broken_videos_are_named(tmp_path):

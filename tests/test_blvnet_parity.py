@@ -1,17 +1,19 @@
 """Acceptance: official bLVNet-TAM weights -> CLI converter -> Recognizer2D.
 
-The reference logits in ``shared/fixtures/blvnet`` come from the official
-model code (IBM/bLVNet-TAM) with deterministic weights rebuilt here from
-``keys.txt`` by the fixture README's recipe.
+The reference logits in ``tests/fixtures/blvnet`` (vendored: a clone alone
+runs this) come from the official model code (IBM/bLVNet-TAM at commit
+feadcd3) with deterministic weights rebuilt here from ``keys.txt`` by the
+fixture README's recipe.
 """
 import ast
-import importlib.util
+import json
 import math
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import BLVNET_FIXTURE as FIXTURE
+from conftest import load_tool
 from mmaction.registry import MODELS
 from mmengine.registry import DefaultScope
 
@@ -29,18 +31,11 @@ from mmcsn.checkpoint.blvnet import (
     infer_blvnet_arch,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE = Path(__file__).resolve().parents[2] / 'shared' / 'fixtures' / \
-    'blvnet'
 SEED = 20191208
 
 
 def _load_cli():
-    path = REPO / 'tools' / 'convert' / 'blvnet_to_mmcsn.py'
-    spec = importlib.util.spec_from_file_location('_cli_blvnet', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/convert/blvnet_to_mmcsn.py')
 
 
 def _fill(name: str, shape: tuple, g: torch.Generator) -> torch.Tensor:
@@ -102,6 +97,17 @@ def _logits(model, inputs: torch.Tensor) -> torch.Tensor:
 
 def _rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return ((ours - ref).abs().max() / ref.abs().max()).item()
+
+
+def test_vendored_fixture_is_intact():
+    """The files under tests/fixtures/blvnet agree with each other."""
+    meta = json.loads((FIXTURE / 'meta.json').read_text())
+    expected = torch.load(FIXTURE / 'expected.pt', weights_only=True)
+    keys = (FIXTURE / 'keys.txt').read_text().splitlines()
+    assert len(keys) == meta['n_keys'] == 449
+    assert list(expected['input'].shape) == meta['input_shape']
+    assert expected['logits'].tolist() == meta['logits']
+    assert expected['logits'].abs().max().item() == meta['logits_absmax']
 
 
 @pytest.mark.parametrize('layout', ['released', 'train_py'])

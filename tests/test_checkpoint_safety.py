@@ -11,12 +11,16 @@
 - Converters never write over their input, refuse an existing output
   without ``--force``, and write atomically (an exception or a SIGKILL
   mid-write leaves the old destination intact).
+- Broken files (empty, text, PNG, truncated, a legacy file with one byte
+  changed, a byte-flip fuzz) are ``CorruptCheckpointError`` naming the
+  file, never an exception from inside torch.
 
-The mmengine-checkpoint allow-list itself is covered in test_compat.py.
+The mmengine-checkpoint allow-list itself is covered in test_compat.py;
+the one-line CLI errors, races and umask in test_converter_cli.py; the
+intake and URLs in test_intake.py.
 """
 import ast
 import functools
-import importlib.util
 import io
 import logging
 import os
@@ -31,10 +35,15 @@ from typing import Callable, List
 import pytest
 import torch
 import torch.nn as nn
+from conftest import load_tool
 
 import mmcsn  # noqa: F401
 from mmcsn.checkpoint import (
     CheckpointError,
+    CheckpointIsADirectoryError,
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
     load_checkpoint_file,
     load_state_dict_checked,
     save_checkpoint_atomic,
@@ -77,10 +86,7 @@ def _malicious(tmp_path: Path, fmt: str) -> Path:
 
 
 def _run_converter(script: Path, argv: List[str], capsys) -> tuple:
-    spec = importlib.util.spec_from_file_location(
-        f'_conv_{script.stem}', script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(script.relative_to(REPO).as_posix())
     code = module.main(argv)
     return code, capsys.readouterr().err
 
@@ -170,7 +176,8 @@ def test_static_check_catches_an_unsafe_load(tmp_path):
 @pytest.mark.parametrize('fmt', ['zip', 'pickle'])
 def test_load_checkpoint_file_refuses_code(tmp_path, fmt):
     path = _malicious(tmp_path, fmt)
-    with pytest.raises(CheckpointError, match=r'refused to load .*evil_'):
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'refused to load .*evil_.*would run code'):
         load_checkpoint_file(path)
     assert not (tmp_path / 'PWNED').exists()
 
@@ -288,41 +295,89 @@ def _valid_source(tmp_path: Path) -> Path:
     return src
 
 
-@pytest.mark.parametrize('content', [b'', b'not a checkpoint\n', 'half'])
-def test_converter_rejects_unreadable_input(tmp_path, capsys, content):
-    src = _valid_source(tmp_path)
-    if content == 'half':
-        data = src.read_bytes()
-        src.write_bytes(data[:len(data) // 2])
-    else:
-        src.write_bytes(content)
-    code, err = _run_converter(
-        PASSTHROUGH, [str(src), str(tmp_path / 'out.pth')], capsys)
-    assert code == 1
-    assert 'src.pth' in err and ('empty' in err or 'cannot read' in err)
-    assert not (tmp_path / 'out.pth').exists()
+def _legacy_bytes() -> bytes:
+    """A legacy (non-zip) torch.save file of a small state_dict."""
+    buf = io.BytesIO()
+    torch.save({'w': torch.zeros(64), 'b': torch.zeros(3)}, buf,
+               _use_new_zipfile_serialization=False)
+    return buf.getvalue()
 
 
-@pytest.mark.parametrize('kind', ['empty', 'text', 'truncated_zip',
-                                  'truncated_pickle', 'random'])
-def test_load_checkpoint_file_explains_unreadable_files(tmp_path, kind):
-    path = tmp_path / f'{kind}.pth'
+def _legacy_one_byte_changed() -> bytes:
+    """One digit of the trailing storage-key list changed: torch raises a
+    bare AssertionError ('storage key ... not found')."""
+    data = _legacy_bytes()
+    at = data.rfind(re.findall(rb'\d{6,}', data)[-1])
+    return data[:at] + (b'1' if data[at:at + 1] != b'1' else b'2') + \
+        data[at + 1:]
+
+
+def _zip_bytes() -> bytes:
     buf = io.BytesIO()
     torch.save({'w': torch.ones(1000)}, buf)
-    data = {
-        'empty': b'',
-        'text': b'not a checkpoint\n',
-        'truncated_zip': buf.getvalue()[:len(buf.getvalue()) // 2],
-        'truncated_pickle': pickle.dumps({'w': 1.5}, protocol=2)[:9],
-        'random': bytes(range(256)) * 4,
-    }[kind]
-    path.write_bytes(data)
-    pattern = re.escape(repr(str(path))) + r'.* (is empty|cannot read|' \
-        r'as a torch checkpoint)'
-    with pytest.raises(CheckpointError, match=pattern):
+    return buf.getvalue()
+
+
+# 1x1 PNG: a real image file given by mistake
+_PNG = bytes.fromhex(
+    '89504e470d0a1a0a0000000d4948445200000001000000010806000000'
+    '1f15c4890000000d49444154789c6360000000000400010d0a2db40000'
+    '000049454e44ae426082')
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+_CORRUPT = {
+    'empty': lambda: b'',
+    'text': lambda: b'not a checkpoint\n',
+    'png': lambda: _PNG,
+    'random': lambda: bytes(range(256)) * 4,
+    'truncated_zip': lambda: _zip_bytes()[:len(_zip_bytes()) // 2],
+    'truncated_pickle': lambda: pickle.dumps({'w': 1.5}, protocol=2)[:9],
+    'legacy_one_byte': _legacy_one_byte_changed,
+}
+
+
+@pytest.mark.parametrize('kind', sorted(_CORRUPT))
+def test_load_checkpoint_file_calls_broken_files_corrupt(tmp_path, kind):
+    path = tmp_path / f'{kind}.pth'
+    path.write_bytes(_CORRUPT[kind]())
+    pattern = re.escape(repr(str(path))) + ' is corrupt or truncated'
+    with pytest.raises(CorruptCheckpointError, match=pattern):
         load_checkpoint_file(path)
-    with pytest.raises(FileNotFoundError, match='missing'):
+
+
+def test_legacy_file_with_one_byte_changed_is_an_assertion_in_torch(
+        tmp_path):
+    """Negative control: torch itself fails with a bare AssertionError."""
+    path = tmp_path / 'legacy.pth'
+    path.write_bytes(_CORRUPT['legacy_one_byte']())
+    with pytest.raises(AssertionError):
+        torch.load(path, weights_only=True)
+
+
+def test_every_single_byte_change_is_a_checkpoint_error(tmp_path):
+    """Fuzz a legacy file: each flipped byte loads or gives a clear error.
+    """
+    data = _legacy_bytes()
+    path = tmp_path / 'fuzz.pth'
+    for at in range(0, len(data), max(1, len(data) // 96)):
+        path.write_bytes(_flip(data, at))
+        try:
+            load_checkpoint_file(path)
+        except CheckpointError as err:
+            assert repr(str(path)) in str(err), (at, err)
+
+
+def test_missing_and_directory_inputs_say_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match='not found'):
         load_checkpoint_file(tmp_path / 'missing.pth')
+    with pytest.raises(CheckpointNotFoundError, match='not found'):
+        load_checkpoint_file(tmp_path / 'missing.pth')
+    with pytest.raises(CheckpointIsADirectoryError, match='is a directory'):
+        load_checkpoint_file(tmp_path)
 
 
 def test_converter_never_writes_its_input(tmp_path, capsys):
@@ -411,7 +466,7 @@ def test_sigkill_mid_write_keeps_the_old_destination(tmp_path):
 def test_save_checkpoint_atomic_refuses_existing_and_input(tmp_path):
     dst = tmp_path / 'a.pth'
     save_checkpoint_atomic({'w': torch.ones(1)}, dst)
-    with pytest.raises(FileExistsError, match=r"a\.pth.*--force"):
+    with pytest.raises(FileExistsError, match=r"a\.pth' exists; pass --force"):
         save_checkpoint_atomic({'w': torch.zeros(1)}, dst)
     with pytest.raises(ValueError, match='input file'):
         save_checkpoint_atomic({'w': torch.zeros(1)}, dst, force=True,

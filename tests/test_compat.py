@@ -138,11 +138,15 @@ def test_allow_list_still_refuses_code(tmp_path):
 
 
 def test_allow_list_has_no_code_runners():
+    """Every name a pickle can reach is served by a checked stand-in
+    defined in mmcsn (the exact set: tests/test_crafted_checkpoints.py)."""
     from mmcsn.compat import mmengine_safe_globals
-    names = {getattr(g, '__name__', repr(g)) for g in mmengine_safe_globals()}
-    for dangerous in ('system', 'eval', 'exec', 'popen', 'run', 'Popen',
-                      '__import__', 'import_module'):
-        assert dangerous not in names
+    for obj, name in mmengine_safe_globals():
+        if '\n' in name:  # BUILD-only: numpy's array and numeric dtypes
+            assert obj.__module__.startswith('numpy'), name
+        else:
+            assert obj.__module__ == 'mmcsn.compat.safe_load', name
+    assert all(obj is not getattr for obj, _ in mmengine_safe_globals())
 
 
 # ------------------------------------------------------- CPU distributed
@@ -181,12 +185,14 @@ def test_cpu_dist_init_with_mmcsn(dist_env):
 
 @pytest.mark.skipif(
     __import__('torch').cuda.is_available(), reason='CPU-only fix')
-def test_cpu_dist_refuses_nccl_with_a_clear_error(dist_env):
-    proc = run_py(
-        DIST_INIT.format(prefix='import mmcsn', backend='nccl'), dist_env)
-    assert proc.returncode != 0
-    assert "backend='nccl' needs CUDA" in proc.stderr
-    assert "backend='gloo'" in proc.stderr
+def test_cpu_dist_replaces_nccl_with_gloo(dist_env):
+    # MMAction2's runtime base asks for nccl: without CUDA mmcsn uses gloo
+    # (tests/test_dist_train.py covers the DDP wrapper and the log line)
+    code = DIST_INIT.format(prefix='import mmcsn', backend='nccl').replace(
+        "print('OK')", "assert dist.get_backend() == 'gloo'; print('OK')")
+    proc = run_py(code, dist_env)
+    assert proc.returncode == 0, proc.stderr
+    assert 'OK' in proc.stdout
 
 
 # ------------------------------------------------------------ mmcv-lite

@@ -2,7 +2,7 @@
 
 The CSN-152 figures are the published ones (VMZ zoo: conv+fc GMACs at
 32x256x256 and params; MMAction2 metafile: + 2 x BN elements), see
-``shared/spec/csn.md`` sections 2-3.
+``docs/benchmarks.md``, "Reference figures".
 """
 import json
 from pathlib import Path
@@ -102,6 +102,7 @@ def test_cli(tmp_path, capsys):
     assert result['shape'] == [1, 3, 8, 32, 32]
 
 
+@pytest.mark.slow  # two memory subprocesses
 def test_benchmark_tool_runs(tmp_path, capsys):
     tool = load_tool('tools/analysis/benchmark.py')
     out = tmp_path / 'bench.json'
@@ -123,6 +124,11 @@ def test_benchmark_tool_runs(tmp_path, capsys):
     # a train step of the model allocates activations: > 0 peak growth
     assert entry['A']['peak_mb'] > 0 and entry['B']['peak_mb'] > 0
     assert md.read_text().count('| plain-dw | 2x3x8x32x32 | train |') == 1
+    # --memory says what it is doing while each subprocess runs
+    err = capsys.readouterr().err
+    for name in ('A', 'B'):
+        assert f'memory {name} train: measuring in a fresh process' in err
+        assert f'[benchmark] memory {name} train: ' in err
     with pytest.raises(ValueError, match='either --vs or --compare-impl'):
         tool.parse_args(['a.py', '--vs', 'b.py', '--compare-impl',
                          'mmaction'])
@@ -139,7 +145,8 @@ def _recognizer_2d(backbone: dict, num_classes: int = 174) -> nn.Module:
 
 
 # (backbone, GMACs conv+fc of one 16-frame clip at 224^2 with a 174-class
-# fc, params) counted on the official code, shared/spec/blvnet.md 3.4. The
+# fc, params) counted on the official code (docs/benchmarks.md, "Reference
+# figures"). The
 # official TAM is three depthwise 1x1 convs (0.07 GMACs at this input);
 # mmcsn's is elementwise and not counted as conv MACs: 0.3% below.
 PUBLISHED_2D = [
@@ -179,9 +186,9 @@ def test_official_reference_equals_mmcsn():
     """The benchmark's official twin computes what mmcsn computes."""
     import torch
 
+    from mmcsn.benchmark import blvnet_reference as ref
     from mmcsn.models.backbones import bLResNet
     from mmcsn.models.common import TemporalAggregation
-    ref = load_tool('tools/analysis/blvnet_reference.py')
     torch.manual_seed(0)
     ours = _random_bn(bLResNet(depth=50, num_segments=4)).eval()
     twin = ref.official_twin(ours).eval()
@@ -214,7 +221,8 @@ def test_official_reference_equals_mmcsn():
 
 def test_benchmark_official_share_and_b_options(capsys):
     tool = load_tool('tools/analysis/benchmark.py')
-    common = ['--iters', '1', '--warmup', '0', '--threads', '1']
+    common = ['--iters', '1', '--warmup', '0', '--threads', '1',
+              '--roof-size', '64']
     result = tool.main([
         '{"type": "TemporalAggregation", "channels": 4, "num_segments": 2}',
         '--shape', '4', '4', '3', '3', '--compare-impl', 'official',
@@ -239,7 +247,7 @@ def test_benchmark_onnxruntime_is_eval_only():
         '{"type": "CSN", "depth": 50, "base_channels": 8, "stage_blocks": '
         '[1, 1, 1, 1]}', '--shape', '1', '3', '8', '64', '64',
         '--compare-impl', 'onnxruntime', '--iters', '1', '--warmup', '0',
-        '--threads', '1'
+        '--threads', '1', '--roof-size', '64'
     ])
     assert result['max_abs_diff'] < 1e-4
     assert 'B' in result['eval'] and 'B' not in result['train']

@@ -12,15 +12,6 @@ from mmcsn.ops import DepthwiseConv3d
 TINY = dict(depth=26, base_channels=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny inputs: on a shared CPU, OpenMP threads cost more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomize(model: torch.nn.Module, seed: int = 0) -> None:
     """Random BN affine params and running stats (convs keep their init)."""
     gen = torch.Generator().manual_seed(seed)
@@ -245,21 +236,26 @@ def test_memory_format_and_bn_folding_do_not_change_outputs(training):
     (dict(depth=34), r'depth must be one of \[26, 50, 101, 152\], got 34'),
     (dict(bottleneck_mode='xy'), r"bottleneck_mode must be one of .*'xy'"),
     (dict(bottleneck_mode='bottleneck-G'), r'groups must be a positive'),
-    (dict(bottleneck_mode='simple-G', groups=3), r'groups=3 must divide'),
-    (dict(bottleneck_mode='ir', groups=4), r'groups applies only to'),
+    (dict(bottleneck_mode='simple-G', groups=3),
+     r'groups must be a divisor of every grouped width \[.*\], got 3'),
+    (dict(bottleneck_mode='ir', groups=4),
+     r'groups must be None or 1 \(it applies only to'),
     (dict(bottleneck_mode='simple', expansion=4), r'expansion must be None'),
-    (dict(out_indices=(4, )), r'out_indices must be .*got \(4,\)'),
-    (dict(num_stages=2, out_indices=(2, )), r'out_indices .*\[0, 1\]'),
-    (dict(frozen_stages=5), r'frozen_stages must be one of .*got 5'),
+    (dict(out_indices=(4, )), r'out_indices\[0\] must be an int in 0\.\.3'),
+    (dict(num_stages=2, out_indices=(2, )),
+     r'out_indices\[0\] must be an int in 0\.\.1 \(num_stages=2\)'),
+    (dict(frozen_stages=5), r'frozen_stages must be an int in -1\.\.4 .*5'),
     (dict(memory_format='nhwc'), r"memory_format must be one of .*'nhwc'"),
-    (dict(pretrained2d=True), r'pretrained2d must be one of \[False\]'),
-    (dict(non_local=(0, 1, 0, 0)), r'non_local must be all 0'),
+    (dict(pretrained2d=True), r'pretrained2d must be False'),
+    (dict(non_local=(0, 1, 0, 0)), r'non_local\[1\] must be one of \[0\]'),
     (dict(dilations=(1, 2, 1, 1)), r'dilations must be all 1'),
-    (dict(num_stages=5), r'num_stages must be one of'),
+    (dict(num_stages=5), r'num_stages must be an int in 1\.\.4'),
     (dict(style='tf'), r"style must be one of \['pytorch', 'caffe'\]"),
-    (dict(inflate=(1, (1, 0, 1), 1, 1)), r'inflate needs one entry per'),
+    (dict(inflate=(1, (1, 0, 1), 1, 1)),
+     r'inflate\[1\] must be 0, 1 or a list/tuple of 2 entries'),
 ])
 def test_bad_arguments_raise(kwargs, match):
+    # the whole table (every argument) is tests/test_validation.py
     args = dict(TINY, **kwargs)
     with pytest.raises(ValueError, match=match):
         CSN(**args)
@@ -295,6 +291,7 @@ def test_pretrained_mmaction2_checkpoint(tmp_path, how):
 
 
 def test_pretrained_and_init_cfg_together_raise(tmp_path):
-    with pytest.raises(ValueError, match='either as pretrained or'):
+    with pytest.raises(ValueError, match='CSN: pretrained must be None when '
+                       "init_cfg has a 'Pretrained'.*not both"):
         CSN(pretrained='a.pth',
             init_cfg=dict(type='Pretrained', checkpoint='a.pth'), **TINY)

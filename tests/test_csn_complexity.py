@@ -25,15 +25,6 @@ G_MODES = {'simple-G', 'bottleneck-G', 'bottleneck-DG'}
 Layer = Tuple[int, int, int, int, str]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny inputs: on a shared CPU, OpenMP threads cost more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _out(n: int, k: int, s: int, p: int) -> int:
     return (n + 2 * p - k) // s + 1
 

@@ -7,7 +7,6 @@ with their module names; caffe2 as a functional forward over the blob
 dict), converted, loaded strictly into mmcsn's CSN + I3DHead, and the
 outputs compared.
 """
-import importlib.util
 import os
 import pickle
 import struct
@@ -20,17 +19,19 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import load_tool
 from mmaction.registry import MODELS
 
 import mmcsn  # noqa: F401  (registers CSN)
+from mmcsn.archs import CSN_STAGE_BLOCKS
 from mmcsn.checkpoint import (
     CheckpointError,
+    WrongFamilyError,
     load_checkpoint_file,
     load_state_dict_checked,
     unwrap_state_dict,
 )
 from mmcsn.checkpoint.csn import (
-    CSN_STAGE_BLOCKS,
     caffe2_to_mmcsn,
     convert_to_mmcsn,
     convert_to_mmcsn_recognizer,
@@ -49,11 +50,7 @@ CLIP = (1, 3, 4, 32, 32)
 # ------------------------------------------------------------- helpers
 def _cli(name: str):
     """Import ``tools/convert/<name>.py`` as a module."""
-    path = REPO / 'tools' / 'convert' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'_cli_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/convert/{name}.py')
 
 
 def _clip(seed: int = 0) -> torch.Tensor:
@@ -496,6 +493,24 @@ def test_csn_pretrained_accepts_vmz_file(tmp_path):
                               1e-5)
 
 
+@pytest.mark.parametrize('mode', ['ir', 'ip'])
+def test_csn_pretrained_accepts_caffe2_pickle(tmp_path, mode):
+    """``CSN(pretrained=<VMZ caffe2 .pkl>)``: the numpy-only unpickler,
+    then the same conversion as the CLI, loaded strictly."""
+    blobs = _caffe2_blobs(mode, seed=4)
+    path = tmp_path / f'c2_{mode}.pkl'
+    _write_py2_pickle({'blobs': blobs}, path)
+    backbone = MODELS.build(dict(type='CSN', depth=DEPTH,
+                                 bottleneck_mode=mode,
+                                 pretrained=str(path)))
+    backbone.init_weights()
+    want = convert_to_mmcsn(caffe2_to_mmcsn({'blobs': blobs}))
+    got = backbone.state_dict()
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key
+
+
 # ================================================================ errors
 def _old_ip_state_dict(bare: bool) -> dict:
     """Current ip keys rewritten to MMAction2's pre-mid-2021 ip layout."""
@@ -529,7 +544,7 @@ def test_old_ip_refused_by_csn_pretrained(tmp_path):
 
 
 def test_unknown_layout_and_stray_keys():
-    with pytest.raises(CheckpointError, match='unknown CSN checkpoint'):
+    with pytest.raises(WrongFamilyError, match='not a CSN checkpoint'):
         convert_to_mmcsn({'features.0.weight': torch.zeros(1)})
     sd = VmzCSN('ir').state_dict()
     sd['layer1.0.se.fc.weight'] = torch.zeros(1)
@@ -675,3 +690,24 @@ def test_cli_caffe2_script_runs(tmp_path):
     x = _clip()
     _assert_same(_mmcsn_out(unwrap_state_dict(load_checkpoint_file(dst)),
                             'ip', x), _caffe2_forward(blobs, 'ip', x))
+
+
+@pytest.mark.parametrize('source,mode,config', [
+    ('vmz_pt', 'ir', 'configs/csn/ircsn_vmz-r152_32x2x1_kinetics400-rgb.py'),
+    ('caffe2', 'ip', 'configs/csn/ipcsn_vmz-r152_32x2x1_kinetics400-rgb.py'),
+    ('mmaction', 'ir', None)])
+def test_summary_names_the_zoo_config(source, mode, config):
+    """The success message names the shipped config for the source."""
+    from mmcsn.checkpoint.summary import describe_conversion
+    meta = dict(converted_from='x.pth', source_layout=source, depth=152,
+                stage_blocks=(3, 8, 36, 3), bottleneck_mode=mode,
+                num_classes=400, config_hints={})
+    text = describe_conversion(
+        dict(state_dict={'w': torch.zeros(2)}, meta=meta), 'out.pth')
+    if config is None:
+        assert 'zoo config' not in text
+        assert 'tools/test.py CONFIG out.pth' in text
+    else:
+        assert (REPO / config).is_file()
+        assert f'zoo config: {config}' in text
+        assert f'tools/test.py {config} out.pth' in text

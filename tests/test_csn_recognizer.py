@@ -11,15 +11,6 @@ import mmcsn  # noqa: F401  (registers CSN)
 NUM_CLASSES = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny inputs: on a shared CPU, OpenMP threads cost more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _recognizer(mode: str) -> torch.nn.Module:
     # the recognizer builds its data preprocessor from the default scope
     init_default_scope('mmaction')

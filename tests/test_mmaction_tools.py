@@ -39,6 +39,7 @@ def _run(script: Path, *args: str) -> str:
     return out
 
 
+@pytest.mark.slow  # train + test subprocesses
 @pytest.mark.parametrize('tools', ['mmaction', 'mmcsn'])
 def test_train_then_test_with_the_tools(tools, demo_data_root, tmp_path):
     tool_dir = MIM_TOOLS if tools == 'mmaction' else REPO / 'tools'
@@ -57,13 +58,18 @@ def test_train_then_test_with_the_tools(tools, demo_data_root, tmp_path):
 def test_entry_tunes_malloc_then_runs_the_bundled_script(monkeypatch):
     from mmcsn.utils import entry
     calls = []
-    monkeypatch.setattr(entry, 'tune_malloc', lambda: calls.append('tune'))
+    monkeypatch.setattr(entry, 'prepare_entry_process',
+                        lambda caught: calls.append('tune'))
     monkeypatch.setattr(entry.runpy, 'run_path',
                         lambda path, run_name: calls.append(
                             (path, run_name)))
+    # the checkpoint checks (tests/test_strict_load.py) wrap the run
+    monkeypatch.setattr(entry, 'run_guarded', lambda name, run: (
+        calls.append(('guard', name)), run()))
     monkeypatch.setattr(sys, 'argv', ['tools/test.py', 'CFG', 'CKPT'])
     entry.run_mmaction_tool('test.py')
-    assert calls == ['tune', (str(MIM_TOOLS / 'test.py'), '__main__')]
+    assert calls == ['tune', ('guard', 'test.py'),
+                     (str(MIM_TOOLS / 'test.py'), '__main__')]
     assert sys.argv[1:] == ['CFG', 'CKPT']
     with pytest.raises(FileNotFoundError, match='does not ship'):
         entry.mmaction_tool('no_such_tool.py')

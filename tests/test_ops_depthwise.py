@@ -16,18 +16,9 @@ from mmcsn.ops import (
     depthwise_conv3d,
     pointwise_conv3d,
     pointwise_fast_path,
-    tune_malloc,
 )
 from mmcsn.ops.depthwise_conv3d import _DepthwiseConv3dFunction
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny inputs: on a shared CPU, OpenMP threads cost more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from mmcsn.utils.runtime import tune_malloc
 
 
 def _reference(x, conv):
@@ -254,8 +245,8 @@ def test_csn_fast_paths_match_plain_paths(monkeypatch):
         calls.append(real_fast_path(t))
         return calls[-1]
 
-    import mmcsn.models.backbones.csn_blocks as csn_blocks
-    monkeypatch.setattr(csn_blocks, 'pointwise_fast_path', spy)
+    import mmcsn.ops.fast_conv as fast_conv
+    monkeypatch.setattr(fast_conv, 'pointwise_fast_path', spy)
 
     def run(model, inp, fast_path):
         calls.append(True if fast_path else None)

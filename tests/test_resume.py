@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import mmaction
 import numpy as np
+import pytest
 import torch
 
 import mmcsn  # noqa: F401  (registers RNGStateHook)
@@ -178,6 +179,7 @@ def _kill_after_first_epoch(cfg_path: Path, work_dir: Path) -> None:
     assert not (work_dir / 'epoch_2.pth').exists()
 
 
+@pytest.mark.slow  # four training subprocesses
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     _make_data(tmp_path)
     hook = [dict(type='RNGStateHook')]

@@ -326,9 +326,9 @@ def test_init_cfg_replaces_the_identity_start():
 
 @pytest.mark.parametrize('kwargs, error, match', [
     (dict(collapse='sum'), ValueError, r"collapse.*'mean', 'max'.*'sum'"),
-    (dict(in_channels=0), ValueError, 'in_channels must be >= 1, got 0'),
-    (dict(in_channels=2.0), TypeError, 'in_channels must be an int'),
-    (dict(num_segments=-1), ValueError, 'num_segments must be >= 1'),
+    (dict(in_channels=0), ValueError, 'in_channels must be a positive .*0'),
+    (dict(in_channels=2.0), TypeError, 'in_channels must be a positive int'),
+    (dict(num_segments=-1), ValueError, 'num_segments must be a positive'),
     (dict(blending_frames=2), ValueError, 'blending_frames must be an odd'),
     (dict(in_index='last'), TypeError, "in_index must be an int, got 'last'"),
 ])

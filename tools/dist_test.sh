@@ -3,7 +3,8 @@
 #
 #   tools/dist_test.sh CONFIG CHECKPOINT NPROC [tools/test.py arguments]
 #
-# See tools/dist_train.sh for NNODES, NODE_RANK, MASTER_ADDR, PORT, PYTHON.
+# See tools/dist_train.sh for CPU runs and for NNODES, NODE_RANK,
+# MASTER_ADDR, PORT, PYTHON.
 set -euo pipefail
 
 CONFIG=$1

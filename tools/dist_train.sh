@@ -3,11 +3,11 @@
 #
 #   tools/dist_train.sh CONFIG NPROC [tools/train.py arguments]
 #
-# One process per GPU (or per CPU worker on a CPU-only machine; the demo
-# configs use the gloo backend, pass
-# --cfg-options env_cfg.dist_cfg.backend=nccl on GPUs). Multi-node: set
-# NNODES, NODE_RANK, MASTER_ADDR and PORT. PYTHON defaults to the
-# repository's .venv when it exists.
+# One process per GPU, or per CPU worker on a machine without CUDA: then
+# mmcsn (imported by tools/train.py) uses gloo in place of nccl and DDP
+# without device_ids, with no config setting (mmcsn/compat/cpu_dist.py).
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT. PYTHON defaults
+# to the repository's .venv when it exists.
 set -euo pipefail
 
 CONFIG=$1

@@ -9,8 +9,13 @@ a module, so it is run with :func:`runpy.run_path` after ``import mmcsn``
 """
 
 import sys
+import warnings
 
-from mmcsn.utils.entry import run_mmaction_tool
+# importing mmcsn is when upstream warnings fire: record them, then
+# run_mmaction_tool silences the known-harmless ones and shows the rest
+with warnings.catch_warnings(record=True) as _caught:
+    warnings.simplefilter('always')
+    from mmcsn.utils.entry import run_mmaction_tool
 
 if __name__ == '__main__':
-    sys.exit(run_mmaction_tool('train.py'))
+    sys.exit(run_mmaction_tool('train.py', _caught))

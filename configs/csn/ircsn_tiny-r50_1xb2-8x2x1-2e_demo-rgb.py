@@ -1,9 +1,17 @@
 # A tiny ir-CSN (CSN-50 block layout, one block per stage, 1/4 width) that
 # trains on any VideoDataset in minutes on a CPU:
-#   python .venv/lib/python3.11/site-packages/mmaction/.mim/tools/train.py \
+#   python tools/train.py \
 #       configs/csn/ircsn_tiny-r50_1xb2-8x2x1-2e_demo-rgb.py --work-dir /tmp/x
-# Point the variables below at your data: `data_root` holds the videos,
-# the annotation files list "relative/path.mp4 label" per line.
+# The variables below are read once, when this file is loaded: edit them
+# here, or, in a config that inherits this one, set the dataset keys
+# (re-assigning `data_root` there would not reach the dicts below):
+#   train_dataloader = dict(dataset=dict(
+#       ann_file='my_data/train.txt', data_prefix=dict(video='my_data')))
+#   val_dataloader = dict(dataset=dict(
+#       ann_file='my_data/val.txt', data_prefix=dict(video='my_data')))
+#   test_dataloader = val_dataloader
+# `data_prefix.video` holds the videos; the annotation files list
+# "relative/path.mp4 label" per line.
 data_root = 'data/demo'
 ann_file_train = f'{data_root}/train.txt'
 ann_file_val = f'{data_root}/val.txt'
@@ -58,6 +66,8 @@ val_pipeline = [
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs')
 ]
+# single centre clip, as in validation (read by MMAction2's inferencer)
+test_pipeline = val_pipeline
 # no workers: tiny clips decode fast, forked workers only cost memory
 train_dataloader = dict(
     batch_size=2,
@@ -96,4 +106,11 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
 # --resume restores the Python/numpy/torch RNG streams too (docs/safety.md)
-custom_hooks = [dict(type='RNGStateHook')]
+# StrictLoadHook: test.py / load_from / --resume refuse a checkpoint that
+# does not fit the model (opt out: --cfg-options strict_load=False)
+# VersionInfoHook: the log records mmcsn/MMAction2/mmengine/torch versions
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='StrictLoadHook'),
+    dict(type='VersionInfoHook')
+]

@@ -1,6 +1,6 @@
 """Pure key conversion of official bLVNet-TAM / bLResNet checkpoints.
 
-Three source flavours (spec ``blvnet.md`` section 2):
+Three source flavours (``configs/blvnet/README.md``, "Reproduce a row"):
 
 * released bLVNet-TAM models: a plain ``bLVNet_TAM.state_dict()`` with
   ``baseline_model.*`` and ``new_fc.*`` (or ``baseline_model.fc.*`` for
@@ -15,17 +15,21 @@ prefix change. Shared by ``tools/convert/blvnet_to_mmcsn.py`` and
 ``bLResNet.init_weights``; nothing here reads or writes files.
 """
 from collections import OrderedDict
+from functools import partial
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .io import CheckpointError, unwrap_state_dict
+from ..archs import BLRESNET_STAGE_BLOCKS, BLRESNET_STEM_CHANNELS
+from .errors import CheckpointError, WrongFamilyError
+from .intake import CheckpointFamily
+from .io import unwrap_state_dict
 
 __all__ = [
     'BLVNET_TAM_RENAMES', 'BLRESNET_IMAGENET_RENAMES', 'rename_keys',
     'detect_blvnet_format', 'blvnet_tam_to_mmcsn',
     'blresnet_imagenet_to_mmcsn', 'convert_blvnet_checkpoint',
-    'split_prefix', 'is_tam_key', 'infer_blvnet_arch'
+    'split_prefix', 'is_tam_key', 'infer_blvnet_arch', 'blresnet_family'
 ]
 
 StateDict = Dict[str, torch.Tensor]
@@ -50,6 +54,9 @@ BLRESNET_IMAGENET_RENAMES: RenameTable = (
 )
 
 FORMATS = ('blvnet_tam', 'blresnet_imagenet', 'mmcsn')
+
+# Stem keys every bLResNet has (and no other family mmcsn knows).
+_BLRESNET_STEM = ('conv1.weight', 'b_conv0.weight', 'bl_init.weight')
 
 
 def rename_keys(state_dict: Mapping[str, torch.Tensor],
@@ -99,17 +106,22 @@ def detect_blvnet_format(state_dict: Mapping[str, torch.Tensor]) -> str:
         (already converted: ``backbone.*`` / ``cls_head.*``).
 
     Raises:
-        CheckpointError: None of them.
+        WrongFamilyError: None of them (e.g. a CSN checkpoint).
     """
     keys = list(state_dict)
     if any(k.startswith(('baseline_model.', 'new_fc.')) for k in keys):
         return 'blvnet_tam'
-    if any(k.startswith(('backbone.', 'cls_head.')) for k in keys):
+    backbone = {k[len('backbone.'):] for k in keys
+                if k.startswith('backbone.')}
+    # a backbone must be a bLResNet (a CSN recognizer is another family)
+    if set(_BLRESNET_STEM) <= backbone or not backbone and any(
+            k.startswith('cls_head.') for k in keys):
         return 'mmcsn'
-    if {'conv1.weight', 'b_conv0.weight', 'bl_init.weight'} <= set(keys):
+    if set(_BLRESNET_STEM) <= set(keys):
         return 'blresnet_imagenet'
-    raise CheckpointError(
-        f'not a bLVNet-TAM / bLResNet checkpoint: expected keys '
+    raise WrongFamilyError(
+        f'not a bLVNet-TAM / bLResNet checkpoint (wrong model family): '
+        f'expected keys '
         f"'baseline_model.*', 'backbone.*' or bLResNet names "
         f"('conv1.weight', 'b_conv0.weight', ...); first keys: "
         f'{keys[:5]}')
@@ -214,9 +226,12 @@ def infer_blvnet_arch(state_dict: Mapping[str, torch.Tensor]) -> dict:
     """
     backbone, _ = split_prefix(state_dict, 'backbone.')
     big3 = {k.split('.')[2] for k in backbone if k.startswith('layer3.big.')}
-    depth = {5: 50, 17: 101, 29: 152}.get(len(big3))
+    # layer3 has (blocks - 1) big blocks (the fusion block is the last)
+    depth = {blocks[2] - 1: d
+             for d, blocks in BLRESNET_STAGE_BLOCKS.items()}.get(len(big3))
     little0 = backbone.get('l_conv0.weight')
-    alpha = 64 // little0.shape[0] if little0 is not None else None
+    alpha = (BLRESNET_STEM_CHANNELS // little0.shape[0]
+             if little0 is not None else None)
     tam_keys = [k for k in backbone if k.startswith('tam.')]
     if not tam_keys:
         blending = None
@@ -231,3 +246,22 @@ def infer_blvnet_arch(state_dict: Mapping[str, torch.Tensor]) -> dict:
         with_tam=bool(tam_keys),
         blending_frames=blending,
         num_classes=int(fc.shape[0]) if fc is not None else None)
+
+
+def blresnet_family(in_channels: int = 3):
+    """bLResNet's rules for the checkpoint intake.
+
+    Official, ``train.py``, ImageNet and mmcsn files convert by
+    :func:`convert_blvnet_checkpoint`; TAM weights may be missing as a
+    whole (an ImageNet bLResNet has none: the TAMs keep their init).
+
+    Args:
+        in_channels (int): Input channels of the model (ImageNet ``conv1``
+            is averaged and repeated for other values). Defaults to 3.
+
+    Returns:
+        CheckpointFamily: For :func:`mmcsn.checkpoint.intake.load_pretrained`.
+    """
+    return CheckpointFamily(
+        'bLResNet', partial(convert_blvnet_checkpoint,
+                            in_channels=in_channels), is_tam_key)

@@ -1,28 +1,73 @@
-"""The command line shared by the CSN checkpoint converters.
+"""The command line shared by the checkpoint converters.
 
-Every ``tools/convert/*_to_mmcsn.py`` CSN script reads one file, runs one
-pure conversion of :mod:`mmcsn.checkpoint.csn` and writes the result with
-:func:`save_checkpoint_atomic`; only the source layout, the reader and the
-checked choices differ, so the parser and the error handling live here.
+Every ``tools/convert/*_to_mmcsn.py`` script reads one file through the
+checkpoint intake (:func:`~mmcsn.checkpoint.intake.read_checkpoint`),
+runs one pure conversion and writes the result with
+:func:`~mmcsn.checkpoint.io.save_checkpoint_atomic`; only the source
+layout and the checked choices differ, so the parser, the error handling
+and the summary live here. A failure is one line on stderr,
+``error: <path>: <reason>``, and exit status 1.
 """
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
-from .csn import (
-    convert_to_mmcsn_recognizer,
+from .blvnet import convert_blvnet_checkpoint
+from .csn import convert_to_mmcsn_recognizer
+from .errors import CheckpointError
+from .intake import read_checkpoint
+from .io import check_output, save_checkpoint_atomic
+from .summary import (
+    describe_blvnet_conversion,
     describe_conversion,
+    make_blvnet_checkpoint,
     make_converted_checkpoint,
 )
-from .io import CheckpointError, load_checkpoint_file, save_checkpoint_atomic
 
-__all__ = ['CONVERTER_ERRORS', 'csn_converter_parser', 'run_csn_converter']
+__all__ = [
+    'CONVERTER_ERRORS', 'one_line', 'run_converter', 'converter_parser',
+    'csn_converter_parser', 'run_csn_converter', 'run_blvnet_converter'
+]
 
-# What every converter (CSN and bLVNet) reports as a clean failure (exit
-# status 1, one line): a bad or refused file, a layout it cannot convert,
-# a protected output.
-CONVERTER_ERRORS = (CheckpointError, ValueError, FileExistsError,
-                    FileNotFoundError)
+# What every converter reports as a clean failure (exit status 1, one
+# line): a bad, refused or unfitting file (CheckpointError, ValueError),
+# anything the OS refuses (OSError: permissions, full disk, ...).
+CONVERTER_ERRORS = (ValueError, OSError)
+
+
+def one_line(err: BaseException) -> str:
+    """``error: <message>`` on one line."""
+    text = ' '.join(str(err).split('\n')).strip()
+    return f'error: {text or type(err).__name__}'
+
+
+def run_converter(work: Callable[[], str]) -> int:
+    """Run ``work`` (returns the success summary); map failures to exit 1.
+
+    Returns:
+        int: 0 when written (summary on stdout), 1 when refused (one line
+        on stderr; nothing written).
+    """
+    try:
+        summary = work()
+    except CONVERTER_ERRORS as err:
+        print(one_line(err), file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def converter_parser(description: str,
+                     src_help: str) -> argparse.ArgumentParser:
+    """``SRC DST [--force]``, the arguments of every converter."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help=src_help + ' (path or http(s) URL)')
+    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite dst if it exists (atomically)')
+    return parser
 
 
 def csn_converter_parser(description: str,
@@ -43,9 +88,7 @@ def csn_converter_parser(description: str,
     Returns:
         argparse.ArgumentParser: The parser.
     """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('src', help=src_help)
-    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser = converter_parser(description, src_help)
     if with_mode:
         parser.add_argument(
             '--mode',
@@ -56,14 +99,19 @@ def csn_converter_parser(description: str,
         type=int,
         choices=list(depths),
         help='expected depth (checked; detected when omitted)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite dst if it exists')
     return parser
+
+
+def _in_family(err: CheckpointError, src: str) -> CheckpointError:
+    """Name the input file in a conversion error that lacks it."""
+    if src in str(err):
+        return err
+    return type(err)(f'{src!r}: {err}', src)
 
 
 def run_csn_converter(args: argparse.Namespace,
                       source: str,
-                      read: Callable[[str], object] = load_checkpoint_file
+                      read: Optional[Callable[[str], object]] = None
                       ) -> int:
     """Read ``args.src``, convert it from ``source``, write ``args.dst``.
 
@@ -71,24 +119,53 @@ def run_csn_converter(args: argparse.Namespace,
         args (argparse.Namespace): Parsed by :func:`csn_converter_parser`.
         source (str): Source layout for
             :func:`convert_to_mmcsn_recognizer`.
-        read (Callable[[str], object]): Safe reader of the source file.
-            Defaults to :func:`load_checkpoint_file` (``weights_only``).
+        read (Callable[[str], object], optional): Safe reader of the
+            source file. Defaults to :func:`read_checkpoint` (the intake:
+            ``weights_only`` or the caffe2 numpy-only unpickler).
 
     Returns:
-        int: The process exit status (0 written, 1 refused; the reason is
-        printed to stderr and nothing is written).
+        int: The process exit status.
     """
-    try:
-        obj = read(args.src)
-        sd = convert_to_mmcsn_recognizer(
-            obj, source=source, mode=getattr(args, 'mode', None),
-            depth=args.depth)
+    def work() -> str:
+        check_output(args.dst, args.force, protect=[args.src])
+        obj = (read or read_checkpoint)(args.src)
+        try:
+            sd = convert_to_mmcsn_recognizer(
+                obj, source=source, mode=getattr(args, 'mode', None),
+                depth=args.depth)
+        except CheckpointError as err:
+            raise _in_family(err, args.src) from err
         ckpt = make_converted_checkpoint(sd, source, args.src)
         dst = save_checkpoint_atomic(
             ckpt, args.dst, force=args.force, protect=[args.src])
-    except CONVERTER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    print(describe_conversion(ckpt, dst))
-    return 0
+        return describe_conversion(ckpt, dst)
 
+    return run_converter(work)
+
+
+def run_blvnet_converter(args: argparse.Namespace) -> int:
+    """Convert an official bLVNet-TAM / ImageNet bLResNet file.
+
+    Args:
+        args (argparse.Namespace): Parsed by :func:`converter_parser`.
+
+    Returns:
+        int: The process exit status.
+    """
+    def work() -> str:
+        check_output(args.dst, args.force, protect=[args.src])
+        try:
+            state_dict, fmt, dropped = convert_blvnet_checkpoint(
+                read_checkpoint(args.src))
+        except CheckpointError as err:
+            raise _in_family(err, args.src) from err
+        if fmt == 'mmcsn':
+            raise CheckpointError(
+                f'{args.src!r} already has mmcsn keys (backbone.*); '
+                'nothing to convert', args.src)
+        ckpt = make_blvnet_checkpoint(state_dict, fmt, args.src, dropped)
+        dst = save_checkpoint_atomic(
+            ckpt, args.dst, force=args.force, protect=[args.src])
+        return describe_blvnet_conversion(ckpt, dst)
+
+    return run_converter(work)

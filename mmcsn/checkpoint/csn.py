@@ -9,15 +9,11 @@ module converts, without any file I/O, from:
 * PyTorchVideo (``pytorchvideo/models/csn.py``, ``create_csn``),
 * MMAction2 itself (identity; refuses pre-mid-2021 ip checkpoints).
 
-Each source has an ordered rename table: a list of ``(regex, template)``
-rows, the first matching row wins, the template is ``str.format``-ed with
-the regex's named groups. A key no row matches is an error, never a silent
-drop, so a partial conversion cannot happen.
-
-:func:`convert_to_mmcsn` detects the layout from the key names and returns
-a backbone-relative state_dict (what ``CSN(pretrained=...)`` loads);
-:func:`convert_to_mmcsn_recognizer` returns the full recognizer state_dict
-the CLIs in ``tools/convert/`` write.
+The rename tables are data in :mod:`mmcsn.checkpoint.csn_rules`; the
+depths in :data:`mmcsn.archs.CSN_STAGE_BLOCKS`.
+:func:`convert_csn_checkpoint` is the CSN family's conversion for the
+checkpoint intake (``CSN(pretrained=...)``, the converter CLIs):
+layout detected from the key names, recognizer state_dict out.
 """
 import re
 from collections import OrderedDict
@@ -26,230 +22,40 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import torch
 
-from ..version import __version__
-from .io import CheckpointError
+from ..archs import CSN_STAGE_BLOCKS
+from .csn_rules import (
+    CAFFE2_BLOCK_RULES,
+    CAFFE2_BN_SUFFIX,
+    CAFFE2_IGNORED_BLOBS,
+    CAFFE2_STEM_HEAD_RULES,
+    CSN_LAYOUTS,
+    MMACTION_BACKBONE_KEY,
+    MODES,
+    OLD_IP_BARE_KEY,
+    PYTORCHVIDEO_RULES,
+    VMZ_PT_COMMON_RULES,
+    VMZ_PT_MODE_RULES,
+    Rules,
+)
+from .errors import CheckpointError, WrongFamilyError
+from .intake import CheckpointFamily
+from .io import unwrap_state_dict
 
 __all__ = [
     'CSN_STAGE_BLOCKS', 'CSN_LAYOUTS', 'detect_csn_layout',
     'infer_csn_arch', 'vmz_pt_to_mmcsn', 'caffe2_to_mmcsn',
     'pytorchvideo_to_mmcsn', 'mmaction_to_mmcsn', 'convert_to_mmcsn',
-    'convert_to_mmcsn_recognizer', 'recognizer_to_backbone',
-    'config_hints', 'make_converted_checkpoint', 'describe_conversion'
+    'convert_to_mmcsn_recognizer', 'convert_csn_checkpoint',
+    'recognizer_to_backbone', 'CSN_FAMILY'
 ]
 
 StateDict = Dict[str, torch.Tensor]
-Rules = List[Tuple[str, str]]
-
-# Blocks per stage for each depth the converters accept.
-CSN_STAGE_BLOCKS: Dict[int, Tuple[int, int, int, int]] = {
-    26: (2, 2, 2, 2),  # VMZ caffe2 only (BLOCK_CONFIG[26])
-    50: (3, 4, 6, 3),  # VMZ caffe2, MMAction2, PyTorchVideo
-    101: (3, 4, 23, 3),  # VMZ caffe2, MMAction2, PyTorchVideo
-    152: (3, 8, 36, 3),  # every implementation (VMZ PyTorch: only this)
-}
-
-_MODES = ('ir', 'ip')
-
-# BN tensor names of torch (shared by VMZ PT, PyTorchVideo and MMAction2).
-_BN = r'(?P<bn>weight|bias|running_mean|running_var|num_batches_tracked)'
-# A block of torchvision/MMAction2 style: ``layer<stage>.<index>``.
-_BLK = r'(?P<blk>layer[1-4]\.\d+)'
-
-# ---------------------------------------------------------------- VMZ PT
-# Rows shared by ir and ip (torchvision VideoResNet as in VMZ pt/).
-VMZ_PT_COMMON_RULES: Rules = [
-    # stem: Sequential(conv, BN, ReLU, MaxPool) -> ConvModule conv1
-    (r'^stem\.0\.weight$', 'backbone.conv1.conv.weight'),
-    # stem BN
-    (r'^stem\.1\.' + _BN + '$', 'backbone.conv1.bn.{bn}'),
-    # 1x1x1 reduce conv: conv1 = Sequential(conv, BN, ReLU)
-    (r'^' + _BLK + r'\.conv1\.0\.weight$', 'backbone.{blk}.conv1.conv.weight'),
-    # BN of the reduce conv
-    (r'^' + _BLK + r'\.conv1\.1\.' + _BN + '$',
-     'backbone.{blk}.conv1.bn.{bn}'),
-    # 1x1x1 expand conv: conv3 = Sequential(conv, BN)
-    (r'^' + _BLK + r'\.conv3\.0\.weight$', 'backbone.{blk}.conv3.conv.weight'),
-    # BN of the expand conv
-    (r'^' + _BLK + r'\.conv3\.1\.' + _BN + '$',
-     'backbone.{blk}.conv3.bn.{bn}'),
-    # shortcut projection conv
-    (r'^' + _BLK + r'\.downsample\.0\.weight$',
-     'backbone.{blk}.downsample.conv.weight'),
-    # shortcut projection BN
-    (r'^' + _BLK + r'\.downsample\.1\.' + _BN + '$',
-     'backbone.{blk}.downsample.bn.{bn}'),
-    # classifier
-    (r'^fc\.(?P<p>weight|bias)$', 'cls_head.fc_cls.{p}'),
-]
-
-# Rows of the middle unit, per block mode.
-VMZ_PT_MODE_RULES: Dict[str, Rules] = {
-    'ir': [
-        # conv2 = Sequential(depthwise conv, BN, ReLU): the depthwise conv
-        (r'^' + _BLK + r'\.conv2\.0\.weight$',
-         'backbone.{blk}.conv2.0.conv.weight'),
-        # its BN
-        (r'^' + _BLK + r'\.conv2\.1\.' + _BN + '$',
-         'backbone.{blk}.conv2.0.bn.{bn}'),
-    ],
-    'ip': [
-        # conv2.0 = IPConv3DDepthwise(1x1x1, BN, depthwise): the 1x1x1
-        (r'^' + _BLK + r'\.conv2\.0\.0\.weight$',
-         'backbone.{blk}.conv2.0.conv.weight'),
-        # the BN between 1x1x1 and depthwise (no ReLU)
-        (r'^' + _BLK + r'\.conv2\.0\.1\.' + _BN + '$',
-         'backbone.{blk}.conv2.0.bn.{bn}'),
-        # the depthwise 3x3x3
-        (r'^' + _BLK + r'\.conv2\.0\.2\.weight$',
-         'backbone.{blk}.conv2.1.conv.weight'),
-        # conv2.1: BN after the depthwise conv
-        (r'^' + _BLK + r'\.conv2\.1\.' + _BN + '$',
-         'backbone.{blk}.conv2.1.bn.{bn}'),
-    ],
-}
-
-# ---------------------------------------------------------- PyTorchVideo
-_PTV_BLK = r'^blocks\.(?P<s>[1-4])\.res_blocks\.(?P<b>\d+)\.'
-PYTORCHVIDEO_RULES: Rules = [
-    # stem conv (ResNetBasicStem.conv)
-    (r'^blocks\.0\.conv\.weight$', 'backbone.conv1.conv.weight'),
-    # stem BN (ResNetBasicStem.norm)
-    (r'^blocks\.0\.norm\.' + _BN + '$', 'backbone.conv1.bn.{bn}'),
-    # shortcut projection conv (ResBlock.branch1_conv)
-    (_PTV_BLK + r'branch1_conv\.weight$',
-     'backbone.layer{s}.{b}.downsample.conv.weight'),
-    # shortcut projection BN (ResBlock.branch1_norm)
-    (_PTV_BLK + r'branch1_norm\.' + _BN + '$',
-     'backbone.layer{s}.{b}.downsample.bn.{bn}'),
-    # 1x1x1 reduce conv (BottleneckBlock.conv_a)
-    (_PTV_BLK + r'branch2\.conv_a\.weight$',
-     'backbone.layer{s}.{b}.conv1.conv.weight'),
-    # its BN (norm_a)
-    (_PTV_BLK + r'branch2\.norm_a\.' + _BN + '$',
-     'backbone.layer{s}.{b}.conv1.bn.{bn}'),
-    # depthwise 3x3x3 (conv_b, groups = width)
-    (_PTV_BLK + r'branch2\.conv_b\.weight$',
-     'backbone.layer{s}.{b}.conv2.0.conv.weight'),
-    # its BN (norm_b)
-    (_PTV_BLK + r'branch2\.norm_b\.' + _BN + '$',
-     'backbone.layer{s}.{b}.conv2.0.bn.{bn}'),
-    # 1x1x1 expand conv (conv_c)
-    (_PTV_BLK + r'branch2\.conv_c\.weight$',
-     'backbone.layer{s}.{b}.conv3.conv.weight'),
-    # its BN (norm_c)
-    (_PTV_BLK + r'branch2\.norm_c\.' + _BN + '$',
-     'backbone.layer{s}.{b}.conv3.bn.{bn}'),
-    # classifier (ResNetBasicHead.proj)
-    (r'^blocks\.5\.proj\.(?P<p>weight|bias)$', 'cls_head.fc_cls.{p}'),
-]
-
-# ---------------------------------------------------------------- caffe2
-# caffe2 SpatialBN blob suffixes. ``riv`` holds the running VARIANCE
-# despite its name (it is the op's running ``var`` input).
-CAFFE2_BN_SUFFIX: Dict[str, str] = {
-    's': 'weight',
-    'b': 'bias',
-    'rm': 'running_mean',
-    'riv': 'running_var',
-}
-_C2BN = r'(?P<bn>s|b|rm|riv)'
-_C2K = r'(?P<k>\d+)'
-
-# Rows for blobs outside the residual blocks; ``{bn}`` is a torch BN name.
-CAFFE2_STEM_HEAD_RULES: Rules = [
-    # stem conv
-    (r'^conv1_w$', 'backbone.conv1.conv.weight'),
-    # stem BN (named after the fused spatbn+relu)
-    (r'^conv1_spatbn_relu_' + _C2BN + '$', 'backbone.conv1.bn.{bn}'),
-    # classifier; L<N> is the class count (400 Kinetics, 487 Sports1M, ...)
-    (r'^last_out_L\d+_w$', 'cls_head.fc_cls.weight'),
-    # classifier bias
-    (r'^last_out_L\d+_b$', 'cls_head.fc_cls.bias'),
-    # shortcut projection conv of global block k
-    (r'^shortcut_projection_' + _C2K + '_w$',
-     'backbone.{blk}.downsample.conv.weight'),
-    # shortcut projection BN of global block k
-    (r'^shortcut_projection_' + _C2K + '_spatbn_' + _C2BN + '$',
-     'backbone.{blk}.downsample.bn.{bn}'),
-]
-
-# Rows per block mode; ``k`` is the global block index, ``{blk}`` its
-# ``layerL.B`` name. VMZ's builder bumps ``comp_idx`` once per add_conv
-# and once more inside add_channelwise_conv, so an ir block ('3d-sep')
-# is numbered 1, 3, 4 while an ip block ('0.3d') is numbered 1, 2, 3.
-CAFFE2_BLOCK_RULES: Dict[str, Rules] = {
-    'ir': [
-        # 1x1x1 reduce conv
-        (r'^comp_' + _C2K + '_conv_1_w$', 'backbone.{blk}.conv1.conv.weight'),
-        # its BN
-        (r'^comp_' + _C2K + '_spatbn_1_' + _C2BN + '$',
-         'backbone.{blk}.conv1.bn.{bn}'),
-        # depthwise 3x3x3 (index 3: counted twice by the builder)
-        (r'^comp_' + _C2K + '_conv_3_w$',
-         'backbone.{blk}.conv2.0.conv.weight'),
-        # its BN
-        (r'^comp_' + _C2K + '_spatbn_3_' + _C2BN + '$',
-         'backbone.{blk}.conv2.0.bn.{bn}'),
-        # 1x1x1 expand conv
-        (r'^comp_' + _C2K + '_conv_4_w$', 'backbone.{blk}.conv3.conv.weight'),
-        # its BN
-        (r'^comp_' + _C2K + '_spatbn_4_' + _C2BN + '$',
-         'backbone.{blk}.conv3.bn.{bn}'),
-    ],
-    'ip': [
-        # 1x1x1 reduce conv
-        (r'^comp_' + _C2K + '_conv_1_w$', 'backbone.{blk}.conv1.conv.weight'),
-        # its BN
-        (r'^comp_' + _C2K + '_spatbn_1_' + _C2BN + '$',
-         'backbone.{blk}.conv1.bn.{bn}'),
-        # extra 1x1x1 before the depthwise conv ('_middle')
-        (r'^comp_' + _C2K + '_conv_2_middle_w$',
-         'backbone.{blk}.conv2.0.conv.weight'),
-        # its BN (no ReLU after it in block type '0.3d')
-        (r'^comp_' + _C2K + '_spatbn_2_middle_' + _C2BN + '$',
-         'backbone.{blk}.conv2.0.bn.{bn}'),
-        # depthwise 3x3x3
-        (r'^comp_' + _C2K + '_conv_2_w$',
-         'backbone.{blk}.conv2.1.conv.weight'),
-        # its BN
-        (r'^comp_' + _C2K + '_spatbn_2_' + _C2BN + '$',
-         'backbone.{blk}.conv2.1.bn.{bn}'),
-        # 1x1x1 expand conv
-        (r'^comp_' + _C2K + '_conv_3_w$', 'backbone.{blk}.conv3.conv.weight'),
-        # its BN
-        (r'^comp_' + _C2K + '_spatbn_3_' + _C2BN + '$',
-         'backbone.{blk}.conv3.bn.{bn}'),
-    ],
-}
-
-# Training state a caffe2 pickle may hold next to the weights; dropped.
-CAFFE2_IGNORED_BLOBS: Tuple[str, ...] = (
-    r'_momentum$',  # SGD momentum buffers
-    r'_(sm|siv)$',  # SpatialBN saved batch mean / inverse std
-    r'^(lr|LR|ITER|model_iter|optimizer_iteration)$',  # solver counters
-    r'^__.*__$',  # file headers (scipy .mat style, __version__)
-)
-
-# ---------------------------------------------------------- MMAction2
-# A key of a backbone-relative MMAction2 checkpoint (no ``backbone.``).
-_MMACTION_BACKBONE_KEY = r'^(conv1|layer[1-4])\.'
-# Old ip layout: a bare nn.Conv3d (no ConvModule) as conv2.0.
-_OLD_IP_BARE = r'^backbone\.layer[1-4]\.\d+\.conv2\.0\.weight$'
-
-# Key patterns that identify each source layout, in detection order.
-CSN_LAYOUTS: List[Tuple[str, str]] = [
-    ('mmaction', r'^(backbone\.)?conv1\.conv\.weight$'),  # ConvModule stem
-    ('vmz_pt', r'^stem\.0\.weight$'),  # torchvision VideoResNet stem
-    ('pytorchvideo', r'^blocks\.0\.conv\.weight$'),  # ResNetBasicStem
-    ('caffe2', r'^conv1_w$'),  # caffe2 blob name
-]
-
 
 # ------------------------------------------------------------ helpers
 def _check_mode(mode: Optional[str]) -> None:
-    if mode is not None and mode not in _MODES:
+    if mode is not None and mode not in MODES:
         raise ValueError(
-            f'mode must be one of {_MODES} or None (detect), got {mode!r}')
+            f'mode must be one of {MODES} or None (detect), got {mode!r}')
 
 
 def _apply_rules(
@@ -348,15 +154,16 @@ def detect_csn_layout(sd: Mapping[str, object]) -> str:
         str: One of 'mmaction', 'vmz_pt', 'pytorchvideo', 'caffe2'.
 
     Raises:
-        CheckpointError: No known stem key is present.
+        WrongFamilyError: No known stem key is present.
     """
     for layout, pattern in CSN_LAYOUTS:
         regex = re.compile(pattern)
         if any(regex.match(key) for key in sd):
             return layout
-    shown = ', '.join(list(sd)[:5])
-    raise CheckpointError(
-        'unknown CSN checkpoint layout: expected a stem key of one of '
+    shown = ', '.join(map(str, list(sd)[:5]))
+    raise WrongFamilyError(
+        'not a CSN checkpoint (wrong model family or unknown layout): '
+        'expected a stem key of one of '
         f'{[p for _, p in CSN_LAYOUTS]} (MMAction2, VMZ PyTorch, '
         f'PyTorchVideo, VMZ caffe2); first keys: {shown}')
 
@@ -502,7 +309,7 @@ def mmaction_to_mmcsn(sd: Mapping[str, torch.Tensor]) -> StateDict:
     out: StateDict = OrderedDict()
     stray = []
     for key, value in sd.items():
-        if re.match(_MMACTION_BACKBONE_KEY, key):
+        if re.match(MMACTION_BACKBONE_KEY, key):
             key = 'backbone.' + key
         if key.startswith(('backbone.', 'cls_head.')):
             out[key] = value
@@ -512,7 +319,7 @@ def mmaction_to_mmcsn(sd: Mapping[str, torch.Tensor]) -> StateDict:
         raise CheckpointError(
             f'MMAction2 CSN checkpoint has {len(stray)} key(s) outside '
             f'backbone/cls_head: {", ".join(stray[:5])}')
-    old_bare = [k for k in out if re.match(_OLD_IP_BARE, k)]
+    old_bare = [k for k in out if re.match(OLD_IP_BARE_KEY, k)]
     old_nobn = [
         k for k in out if k.endswith('.conv2.0.conv.weight')
         and k.replace('.conv2.0.conv.weight', '.conv2.1.conv.weight') in out
@@ -535,23 +342,6 @@ def recognizer_to_backbone(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """
     return OrderedDict((k[len('backbone.'):], v) for k, v in sd.items()
                        if k.startswith('backbone.'))
-
-
-def _unwrap(obj: Mapping) -> Mapping:
-    """Peel a ``state_dict``/``model``/``model_state``/``blobs`` wrapper
-    and the ``module.`` prefix."""
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f'expected a state_dict mapping, got {type(obj).__name__}')
-    for wrapper in ('state_dict', 'model', 'model_state', 'blobs'):
-        if isinstance(obj.get(wrapper), Mapping):
-            obj = obj[wrapper]
-            break
-    if any(k.startswith('module.') for k in obj):
-        obj = OrderedDict(
-            (k[len('module.'):] if k.startswith('module.') else k, v)
-            for k, v in obj.items())
-    return obj
 
 
 def convert_to_mmcsn_recognizer(sd: Mapping[str, object],
@@ -579,10 +369,10 @@ def convert_to_mmcsn_recognizer(sd: Mapping[str, object],
     if source != 'auto' and source not in layouts:
         raise ValueError(
             f"source must be 'auto' or one of {layouts}, got {source!r}")
-    sd = _unwrap(sd)
+    sd = unwrap_state_dict(sd)
     found = detect_csn_layout(sd)
     if source != 'auto' and source != found:
-        raise CheckpointError(
+        raise WrongFamilyError(
             f'source={source!r} but the keys are in the {found!r} layout')
     if found == 'caffe2':
         out = caffe2_to_mmcsn(sd, depth=depth, mode=mode)
@@ -651,77 +441,27 @@ def infer_csn_arch(sd: Mapping[str, torch.Tensor]) -> Dict[str, object]:
         expansion=expansion)
 
 
-def config_hints(source: str) -> Dict[str, str]:
-    """Config arguments a converted checkpoint needs to match its source.
+def convert_csn_checkpoint(
+        checkpoint: object) -> Tuple[StateDict, str, List[str]]:
+    """The CSN family's conversion, as the checkpoint intake calls it.
 
     Args:
-        source (str): A layout name of :data:`CSN_LAYOUTS`.
+        checkpoint (object): A loaded checkpoint or state_dict / blob dict.
 
     Returns:
-        dict: ``model.backbone`` argument -> value to set, as text.
+        tuple: ``(state_dict, layout, dropped_keys)``: recognizer layout
+        (``backbone.*`` + ``cls_head.fc_cls.*`` when the source has a
+        classifier), the detected layout name, and source keys dropped on
+        purpose (caffe2 training state).
     """
-    if source == 'pytorchvideo':
-        return {
-            'norm_cfg': "dict(type='BN3d', requires_grad=True, eps=1e-5)",
-            'with_pool1': 'False  (create_csn default; the hub model '
-            'csn_r101 has the stem pool: keep True)',
-        }
-    if source == 'caffe2':
-        return {
-            'with_pool1': 'True for the VMZ zoo models (trained and tested '
-            'with --use_pool1=1); False for models built with the '
-            'builder default use_pool1=0',
-        }
-    return {}
+    sd = unwrap_state_dict(checkpoint)
+    layout = detect_csn_layout(sd)
+    dropped = []
+    if layout == 'caffe2':
+        ignored = [re.compile(p) for p in CAFFE2_IGNORED_BLOBS]
+        dropped = [k for k in sd if any(p.search(k) for p in ignored)]
+    return convert_to_mmcsn_recognizer(sd, source=layout), layout, dropped
 
 
-def make_converted_checkpoint(sd: Mapping[str, torch.Tensor], source: str,
-                              src_name: str) -> Dict[str, object]:
-    """Wrap a converted recognizer state_dict as an mmengine checkpoint.
-
-    Args:
-        sd (Mapping[str, Tensor]): Recognizer layout.
-        source (str): The layout it was converted from.
-        src_name (str): The source file's name, for the record.
-
-    Returns:
-        dict: ``{'state_dict': ..., 'meta': ...}``; ``meta`` holds only
-        str/int/tuple values, so ``torch.load(weights_only=True)`` reads it.
-    """
-    arch = infer_csn_arch(sd)
-    meta = dict(
-        converted_from=src_name,
-        source_layout=source,
-        mmcsn_version=__version__,
-        depth=arch['depth'],
-        stage_blocks=arch['stage_blocks'],
-        bottleneck_mode=arch['bottleneck_mode'],
-        num_classes=arch['num_classes'],
-        config_hints=config_hints(source))
-    return dict(state_dict=OrderedDict(sd), meta=meta)
-
-
-def describe_conversion(checkpoint: Mapping[str, object], dst: str) -> str:
-    """A human summary of :func:`make_converted_checkpoint`'s output."""
-    sd, meta = checkpoint['state_dict'], checkpoint['meta']
-    params = sum(v.numel() for k, v in sd.items()
-                 if not k.endswith(('running_mean', 'running_var',
-                                    'num_batches_tracked')))
-    head = meta['num_classes']
-    depth = meta['depth']
-    arch = f'depth={depth}' if depth else \
-        f"stage_blocks={tuple(meta['stage_blocks'])}"
-    lines = [
-        f"converted {meta['converted_from']} ({meta['source_layout']}) "
-        f'-> {dst}',
-        f"  {meta['bottleneck_mode']}-CSN {arch.replace('=', ' ')}, "
-        f'{len(sd)} tensors, {params / 1e6:.2f}M parameters, '
-        + (f'classifier: {head} classes' if head else 'no classifier'),
-        f"  config: model.backbone: type='CSN', {arch}, "
-        f"bottleneck_mode='{meta['bottleneck_mode']}'"
-        + (f'; model.cls_head.num_classes={head}' if head else ''),
-    ]
-    for arg, value in meta['config_hints'].items():
-        lines.append(f'  also set model.backbone.{arg}={value}')
-    lines.append(f'  test: python tools/test.py CONFIG {dst}')
-    return '\n'.join(lines)
+# CSN's rules for the checkpoint intake: every layout above, strict.
+CSN_FAMILY = CheckpointFamily('CSN', convert_csn_checkpoint)

@@ -1,39 +1,88 @@
-"""Safe reading, strict loading and atomic writing of checkpoints.
+"""Safe reading, unwrapping and atomic writing of checkpoint files.
 
-Every checkpoint mmcsn touches -- converter inputs, ``pretrained=`` and
-``init_cfg`` files -- goes through :func:`load_checkpoint_file`, which uses
-``torch.load(weights_only=True)`` so a pickle cannot run code, and every
-file mmcsn writes goes through :func:`save_checkpoint_atomic`, so a kill
-mid-write never leaves a truncated checkpoint and nothing a user owns is
-overwritten by accident.
+Reading uses ``torch.load(weights_only=True)`` (a pickle cannot run code)
+and turns every way a file can be unusable into one
+:mod:`~mmcsn.checkpoint.errors` class with fixed words; writing goes to a
+temporary file that is fsynced and then given its final name in one step,
+exclusively unless ``force``, so a kill mid-write never leaves a truncated
+checkpoint and two writers never silently replace each other's output.
 """
 import os
 import pickle
-import struct
+import stat
 import tempfile
-import zipfile
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Union
 
+import numpy as np
 import torch
-import torch.nn as nn
+
+from .errors import (
+    CheckpointError,
+    CheckpointIsADirectoryError,
+    CorruptCheckpointError,
+    NoStateDictError,
+    OutputExistsError,
+    UnsafeCheckpointError,
+    os_error,
+)
+from .strict import describe_key_mismatch, load_state_dict_checked
 
 __all__ = [
-    'CheckpointError', 'load_checkpoint_file', 'unwrap_state_dict',
-    'save_checkpoint_atomic', 'load_state_dict_checked',
-    'describe_key_mismatch'
+    'CheckpointError', 'check_readable', 'check_output', 'checkpoint_kind',
+    'load_checkpoint_file', 'unwrap_state_dict', 'save_checkpoint_atomic',
+    'load_state_dict_checked', 'describe_key_mismatch'
 ]
 
 StateDict = Dict[str, torch.Tensor]
+PathLike = Union[str, os.PathLike]
+
+# torch.save's legacy (non-zip) format starts with a pickle of this number.
+_LEGACY_MAGIC = b'\x8a\n' + torch.serialization.MAGIC_NUMBER.to_bytes(
+    10, 'little')
+_ZIP_MAGIC = b'PK\x03\x04'
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is unreadable, unsafe or does not fit a model."""
+def check_readable(path: PathLike, role: str = 'checkpoint') -> str:
+    """Return ``path`` as str if it is a non-empty readable regular file.
+
+    Raises:
+        CheckpointError: The subclass for not found / is a directory / no
+            permission / empty (corrupt) / not a regular file.
+    """
+    path = os.fspath(path)
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise CheckpointIsADirectoryError(
+                f'{role} {path!r} is a directory, not a file', path)
+        if not stat.S_ISREG(info.st_mode):
+            raise CheckpointError(
+                f'{role} {path!r} is not a regular file', path)
+        if info.st_size == 0:
+            raise CorruptCheckpointError(
+                f'{role} {path!r} is corrupt or truncated: it is empty '
+                '(0 bytes)', path)
+        with open(path, 'rb'):
+            pass
+    except OSError as err:
+        raise os_error(err, path, role) from err
+    return path
 
 
-def load_checkpoint_file(path: Union[str, os.PathLike],
+def checkpoint_kind(path: PathLike) -> str:
+    """``'torch'`` for a ``torch.save`` file (zip or legacy), else
+    ``'pickle'`` (a bare pickle such as VMZ's caffe2 blobs)."""
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    if head.startswith(_ZIP_MAGIC) or _LEGACY_MAGIC in head[:32]:
+        return 'torch'
+    return 'pickle'
+
+
+def load_checkpoint_file(path: PathLike,
                          map_location: str = 'cpu') -> object:
-    """Read a checkpoint with ``torch.load(weights_only=True)``.
+    """Read a ``torch.save`` file with ``torch.load(weights_only=True)``.
 
     Args:
         path (str | PathLike): The file to read.
@@ -43,40 +92,52 @@ def load_checkpoint_file(path: Union[str, os.PathLike],
         object: Whatever the file holds (a state_dict or a dict around one).
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: The file is empty, truncated, not a torch
-            checkpoint, or contains objects that would need code to load.
+        CheckpointNotFoundError: ``path`` does not exist (also a
+            ``FileNotFoundError``).
+        CheckpointIsADirectoryError: ``path`` is a directory.
+        CheckpointPermissionError: ``path`` cannot be read.
+        CorruptCheckpointError: Empty, truncated, damaged or not a torch
+            checkpoint.
+        UnsafeCheckpointError: The pickle needs objects outside the
+            weights-only allow-list (it could run code); nothing was run.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path!r}')
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f'checkpoint {path!r} is empty (0 bytes)')
+    path = check_readable(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise  # a restricted allow-listed callable refused something
     except pickle.UnpicklingError as err:
         detail = _weights_only_detail(err)
         if any(word in detail for word in _UNSAFE_WORDS):
-            raise CheckpointError(
-                f'refused to load {path!r}: it contains objects outside the '
-                f'weights-only allow-list (a pickle that may run code). '
-                f'Details: {detail}') from err
-        raise CheckpointError(
-            f'cannot read {path!r} as a torch checkpoint (corrupt or not a '
-            f'checkpoint): {detail}') from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            struct.error, IndexError, KeyError) as err:
-        # struct.error / IndexError: a truncated legacy (non-zip) pickle
-        raise CheckpointError(
-            f'cannot read {path!r} as a torch checkpoint (truncated or '
-            f'not a checkpoint): {type(err).__name__}: {err}') from err
+            raise UnsafeCheckpointError(
+                f'refused to load {path!r}: it would run code (it needs '
+                'objects outside the weights-only allow-list). Details: '
+                f'{detail}', path) from err
+        raise CorruptCheckpointError(
+            f'checkpoint {path!r} is corrupt or truncated (or not a torch '
+            f'checkpoint): {detail}', path) from err
+    except OSError as err:
+        raise os_error(err, path) from err
+    except Exception as err:
+        # A damaged byte stream surfaces as whatever the parser hit first:
+        # EOFError, RuntimeError (zip), AssertionError / struct.error /
+        # IndexError / KeyError (legacy pickle), UnicodeDecodeError, ...
+        raise CorruptCheckpointError(
+            f'checkpoint {path!r} is corrupt or truncated (or not a torch '
+            f'checkpoint): {type(err).__name__}: {_first_line(err)}',
+            path) from err
 
 
 # Words of torch's weights-only unpickler errors that mean "this pickle
 # asks for a global / a call / an object outside the allow-list", as
 # opposed to a malformed byte stream ("Unsupported operand ...").
-_UNSAFE_WORDS = ('GLOBAL', 'global', 'reduce', 'allowlisted',
-                 'new object', 'persistent_load')
+_UNSAFE_WORDS = ('GLOBAL', 'global', 'reduce', 'allowlisted', 'allowed',
+                 'new object', 'persistent_load', 'refus')
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ''
 
 
 def _weights_only_detail(err: Exception) -> str:
@@ -90,13 +151,19 @@ def _weights_only_detail(err: Exception) -> str:
     return type(err).__name__
 
 
+# Wrappers a state_dict comes in: mmengine / most repos, torchvision-style
+# training scripts, PyTorchVideo, VMZ caffe2 pickles.
+_WRAPPERS = ('state_dict', 'model', 'model_state', 'blobs')
+
+
 def unwrap_state_dict(obj: object,
                       prefixes: tuple = ('module.', )) -> StateDict:
-    """Return the tensor state_dict inside a loaded checkpoint.
+    """Return the weights inside a loaded checkpoint.
 
-    Accepts a plain state_dict or a dict with ``'state_dict'``,
-    ``'model'`` or ``'model_state'`` (PyTorchVideo), and strips any of
-    ``prefixes`` (DataParallel's ``module.``) from the keys.
+    Peels one ``'state_dict'`` / ``'model'`` / ``'model_state'`` /
+    ``'blobs'`` wrapper and strips any of ``prefixes`` (DataParallel's
+    ``module.``). Values are tensors, or numpy arrays for caffe2 blobs
+    (the converters turn those into tensors).
 
     Args:
         obj (object): What :func:`load_checkpoint_file` returned.
@@ -104,22 +171,28 @@ def unwrap_state_dict(obj: object,
             ``('module.',)``.
 
     Returns:
-        OrderedDict[str, Tensor]: The state_dict, order kept.
+        OrderedDict[str, Tensor | ndarray]: The weights, order kept.
+
+    Raises:
+        NoStateDictError: ``obj`` holds no mapping of tensors / arrays.
     """
     if isinstance(obj, Mapping):
-        for wrapper in ('state_dict', 'model', 'model_state'):
-            if wrapper in obj and isinstance(obj[wrapper], Mapping):
+        for wrapper in _WRAPPERS:
+            if isinstance(obj.get(wrapper), Mapping):
                 obj = obj[wrapper]
                 break
-    if not isinstance(obj, Mapping) or not all(
-            isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(
+    weights = (torch.Tensor, np.ndarray)
+    if not isinstance(obj, Mapping) or not any(
+            isinstance(v, weights) for v in obj.values()):
+        raise NoStateDictError(
             'checkpoint holds no state_dict: expected a mapping of tensors, '
-            "or a dict with a 'state_dict', 'model' or 'model_state' entry")
+            f'or a dict with one of {list(_WRAPPERS)}; got '
+            + (f'keys {list(obj)[:5]}' if isinstance(obj, Mapping) else
+               f'a {type(obj).__name__}'))
     out = OrderedDict()
     for key, value in obj.items():
         for prefix in prefixes:
-            if key.startswith(prefix):
+            if isinstance(key, str) and key.startswith(prefix):
                 key = key[len(prefix):]
                 break
         out[key] = value
@@ -127,13 +200,18 @@ def unwrap_state_dict(obj: object,
 
 
 def save_checkpoint_atomic(obj: object,
-                           path: Union[str, os.PathLike],
+                           path: PathLike,
                            force: bool = False,
-                           protect: Optional[List[str]] = None) -> str:
-    """Write ``obj`` with ``torch.save`` atomically.
+                           protect: Optional[List[PathLike]] = None) -> str:
+    """Write ``obj`` with ``torch.save``, atomically and exclusively.
 
-    The data goes to a temporary file in the destination folder, is
-    fsynced, and is renamed over ``path`` only when complete.
+    The data goes to a temporary file in the destination folder and is
+    fsynced. Without ``force`` it then gets its final name with
+    ``os.link``, which fails if the name exists -- so of two writers
+    racing for one new output exactly one wins and the other gets
+    :class:`OutputExistsError`; with ``force`` ``os.replace`` swaps it in.
+    Either way a reader sees the old file or the complete new one. The
+    mode follows the umask (``0o666 & ~umask``), as ``open()`` would.
 
     Args:
         obj (object): What to save.
@@ -144,6 +222,57 @@ def save_checkpoint_atomic(obj: object,
 
     Returns:
         str: The absolute path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        CheckpointIsADirectoryError: ``path`` is a directory.
+        CheckpointPermissionError: The folder is not writable.
+        ValueError: ``path`` is one of ``protect``.
+    """
+    path = check_output(path, force, protect)
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
+            dir=folder)
+    except OSError as err:
+        raise os_error(err, folder, 'output folder', 'write') from err
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600
+        if force:
+            os.replace(tmp, path)
+        else:
+            _link_exclusive(tmp, path)
+    except CheckpointError:
+        raise
+    except OSError as err:
+        raise os_error(err, path, 'output', 'write') from err
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    _fsync_dir(folder)
+    return path
+
+
+def check_output(path: PathLike,
+                 force: bool = False,
+                 protect: Optional[List[PathLike]] = None) -> str:
+    """Refuse an output early, before any work: the same checks as
+    :func:`save_checkpoint_atomic` (which repeats them race-free).
+
+    Returns:
+        str: The absolute output path.
+
+    Raises:
+        ValueError: ``path`` is one of ``protect``.
+        CheckpointIsADirectoryError: ``path`` is a directory.
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        CheckpointPermissionError: Its folder cannot be written.
     """
     path = os.path.abspath(os.fspath(path))
     for other in protect or []:
@@ -153,90 +282,70 @@ def save_checkpoint_atomic(obj: object,
             raise ValueError(
                 f'refusing to write {path!r}: it is the input file; choose '
                 'another output path')
-    if os.path.exists(path) and not force:
-        raise FileExistsError(
-            f'{path!r} exists; pass force=True (--force) to overwrite it')
+    if os.path.isdir(path):
+        raise CheckpointIsADirectoryError(
+            f'output {path!r} is a directory; give a file name', path)
+    if os.path.lexists(path) and not force:
+        raise _exists(path)
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    probe_in = folder
+    while not os.path.isdir(probe_in):  # the nearest existing ancestor
+        probe_in = os.path.dirname(probe_in)
+    try:  # a probe file: os.access would not see ACLs, read-only mounts
+        fd, probe = tempfile.mkstemp(prefix='.mmcsn-probe.', dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise os_error(err, probe_in, 'output folder', 'write') from err
     return path
 
 
-def describe_key_mismatch(missing: List[str],
-                          unexpected: List[str],
-                          mismatched: List[str],
-                          limit: int = 5) -> str:
-    """Summarise key problems by name (first ``limit``) and by count."""
-    parts = []
-    for label, keys in (('missing', missing), ('unexpected', unexpected),
-                        ('shape-mismatched', mismatched)):
-        if keys:
-            shown = ', '.join(keys[:limit])
-            more = f', ... (+{len(keys) - limit} more)' \
-                if len(keys) > limit else ''
-            parts.append(f'{len(keys)} {label} key(s): {shown}{more}')
-    return '; '.join(parts)
+def _exists(path: str) -> OutputExistsError:
+    return OutputExistsError(
+        f'output {path!r} exists; pass --force (force=True) to overwrite '
+        'it', path)
 
 
-def load_state_dict_checked(module: nn.Module,
-                            state_dict: Mapping[str, torch.Tensor],
-                            strict: bool = True,
-                            logger=None) -> Dict[str, List[str]]:
-    """Load ``state_dict`` and report every key that did not fit.
+def _link_exclusive(tmp: str, path: str) -> None:
+    """Give ``tmp`` the name ``path`` only if nothing has that name."""
+    try:
+        os.link(tmp, path)  # fails with EEXIST, atomically
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:
+        # no hard links here (some FUSE / FAT mounts): reserve the name
+        # exclusively, then move the complete file over the reservation
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise _exists(path) from None
+        os.replace(tmp, path)
 
-    Unlike ``nn.Module.load_state_dict(strict=False)`` nothing is dropped
-    silently: with ``strict=True`` any missing, unexpected or
-    shape-mismatched key raises :class:`CheckpointError` naming the keys;
-    with ``strict=False`` the fitting keys are loaded and what was skipped
-    is logged (through ``logger`` or mmengine's current logger).
 
-    Args:
-        module (nn.Module): The model to load into.
-        state_dict (Mapping[str, Tensor]): The weights.
-        strict (bool): Whether any mismatch is an error. Defaults to True.
-        logger (logging.Logger, optional): Where to log skipped keys.
-            Defaults to None (mmengine's ``MMLogger``).
+def _umask() -> int:
+    """The process umask, read without changing it where possible."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: set and restore at once
+    os.umask(mask)
+    return mask
 
-    Returns:
-        dict: ``missing``, ``unexpected`` and ``mismatched`` key lists.
-    """
-    own = module.state_dict()
-    mismatched = [
-        k for k, v in state_dict.items()
-        if k in own and tuple(own[k].shape) != tuple(v.shape)
-    ]
-    fitting = OrderedDict(
-        (k, v) for k, v in state_dict.items() if k not in mismatched)
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    report = dict(
-        missing=missing, unexpected=unexpected, mismatched=mismatched)
-    summary = describe_key_mismatch(missing, unexpected, mismatched)
-    if summary and strict:
-        raise CheckpointError(
-            f'state_dict does not fit {type(module).__name__}: {summary}. '
-            'Pass strict=False to load the matching keys only.')
-    module.load_state_dict(fitting, strict=False)
-    if summary:
-        if logger is None:
-            from mmengine.logging import MMLogger
-            logger = MMLogger.get_current_instance()
-        logger.warning(f'partial load into {type(module).__name__}, '
-                       f'skipped {summary}')
-    return report
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+

@@ -6,11 +6,13 @@ MMAction2's own tools work unchanged once a config lists mmcsn in
 """
 from .cpu_dist import install_cpu_dist_init
 from .drn_shim import install_drn_shim, shim_active
+from .mim_scope import install_mim_scope
 from .safe_load import install_safe_globals, mmengine_safe_globals
 
 __all__ = [
     'apply_all', 'install_cpu_dist_init', 'install_drn_shim',
-    'install_safe_globals', 'mmengine_safe_globals', 'shim_active'
+    'install_mim_scope', 'install_safe_globals', 'mmengine_safe_globals',
+    'shim_active'
 ]
 
 
@@ -19,3 +21,4 @@ def apply_all() -> None:
     install_drn_shim()
     install_safe_globals()
     install_cpu_dist_init()
+    install_mim_scope()

@@ -17,12 +17,15 @@ run dies on it. The two transforms here are drop-in replacements:
   another video with *its own* label -- never the broken video's label
   attached to other frames.
 """
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 from mmaction.datasets.transforms.loading import DecordDecode, DecordInit
 from mmaction.registry import TRANSFORMS
+from mmengine.fileio import FileClient
 from mmengine.logging import print_log
+
+from mmcsn.validate import ArgSpec, Int, Str
 
 __all__ = ['VideoReadError', 'CheckedDecordInit', 'CheckedDecordDecode']
 
@@ -33,11 +36,22 @@ class VideoReadError(IOError):
     """A video file cannot be opened or decoded; the message names it."""
 
 
-def _check_on_error(on_error: str) -> str:
-    if on_error not in _ON_ERROR:
-        raise ValueError(f'on_error={on_error!r} is not supported; valid '
-                         f'choices: {_ON_ERROR}')
-    return on_error
+
+def _io_backends() -> List[str]:
+    """Backends mmengine's ``FileClient`` (used by ``DecordInit``) knows."""
+    return sorted(FileClient._backends)
+
+
+class _IOBackend(Str):
+    """A ``FileClient`` backend name, read when checked (plugins may add
+    backends after import)."""
+
+    def describe(self, args) -> str:
+        return f'one of {_io_backends()}'
+
+    def __call__(self, owner, name, value, args):
+        self.choices = _io_backends()
+        return super().__call__(owner, name, value, args)
 
 
 def _fail(results: Dict, on_error: str, reason: str,
@@ -68,7 +82,8 @@ class CheckedDecordInit(DecordInit):
     Args:
         io_backend (str): io backend where frames are stored.
             Defaults to ``'disk'``.
-        num_threads (int): Number of decoding threads. Defaults to 1.
+        num_threads (int): Number of decoding threads (0: decord picks).
+            Defaults to 1.
         on_error (str): ``'raise'`` a :class:`VideoReadError`, or ``'skip'``
             (log and return None; training pipelines only). Defaults to
             ``'raise'``.
@@ -76,6 +91,12 @@ class CheckedDecordInit(DecordInit):
         kwargs (dict): Args for the file client.
     """
 
+    @ArgSpec(
+        'CheckedDecordInit',
+        io_backend=_IOBackend(),
+        num_threads=Int(min=0),
+        on_error=Str(choices=_ON_ERROR),
+        min_frames=Int(min=1))
     def __init__(self,
                  io_backend: str = 'disk',
                  num_threads: int = 1,
@@ -84,11 +105,7 @@ class CheckedDecordInit(DecordInit):
                  **kwargs) -> None:
         super().__init__(io_backend=io_backend, num_threads=num_threads,
                          **kwargs)
-        self.on_error = _check_on_error(on_error)
-        if isinstance(min_frames, bool) or not isinstance(min_frames, int) \
-                or min_frames < 1:
-            raise ValueError(f'min_frames={min_frames!r} is invalid; valid '
-                             'choices: an int >= 1')
+        self.on_error = on_error
         self.min_frames = min_frames
 
     def transform(self, results: Dict) -> Optional[Dict]:
@@ -132,13 +149,14 @@ class CheckedDecordDecode(DecordDecode):
             :class:`CheckedDecordInit`. Defaults to ``'raise'``.
     """
 
+    @ArgSpec(
+        'CheckedDecordDecode',
+        mode=Str(choices=('accurate', 'efficient')),
+        on_error=Str(choices=_ON_ERROR))
     def __init__(self, mode: str = 'accurate',
                  on_error: str = 'raise') -> None:
-        if mode not in ('accurate', 'efficient'):
-            raise ValueError(f'mode={mode!r} is not supported; valid '
-                             "choices: ('accurate', 'efficient')")
         super().__init__(mode=mode)
-        self.on_error = _check_on_error(on_error)
+        self.on_error = on_error
 
     def transform(self, results: Dict) -> Optional[Dict]:
         """Decode the sampled frames; see the class docstring.

@@ -21,6 +21,8 @@ from mmaction.registry import HOOKS
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 
+from mmcsn.validate import ArgSpec, Bool
+
 __all__ = ['RNGStateHook', 'get_rng_state', 'set_rng_state']
 
 CKPT_KEY = 'rng_state'
@@ -102,10 +104,8 @@ class RNGStateHook(Hook):
     # of the training epoch
     priority = 'LOW'
 
+    @ArgSpec('RNGStateHook', isolate_val=Bool())
     def __init__(self, isolate_val: bool = True) -> None:
-        if not isinstance(isolate_val, bool):
-            raise TypeError(f'isolate_val={isolate_val!r} must be a bool; '
-                            'valid choices: True, False')
         self.isolate_val = isolate_val
         self._pending: Optional[Dict[str, object]] = None
         self._val_state: Optional[Dict[str, object]] = None

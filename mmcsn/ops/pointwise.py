@@ -29,11 +29,32 @@ from torch import Tensor
 from torch.nn.modules.utils import _triple
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ['pointwise_conv3d', 'pointwise_fast_path', 'MKLDNN_MIN_POSITIONS']
+__all__ = [
+    'pointwise_conv3d', 'pointwise_fast_path', 'ops_observed',
+    'MKLDNN_MIN_POSITIONS'
+]
 
 # oneDNN from this many positions (N*T*H*W) on; below it the fixed cost of
 # oneDNN's weight reorder exceeds its gain (2x7x7 positions: 3-5x slower).
 MKLDNN_MIN_POSITIONS = 2048
+
+
+def ops_observed() -> bool:
+    """Whether a tool that must see the standard ops is running.
+
+    Tracing, scripting, ONNX export, ``torch.compile`` and dispatch modes
+    (``FlopCounterMode`` and other counters key on ``aten.convolution`` and
+    on the norm modules): mmcsn's fast paths (the GEMM 1x1x1 conv, BN
+    folding) then step aside, so these tools see plain conv + norm.
+
+    Returns:
+        bool: A tool is watching.
+    """
+    if torch.jit.is_scripting() or torch.jit.is_tracing():
+        return True
+    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return True
+    return _get_current_dispatch_mode() is not None
 
 
 def pointwise_fast_path(x: Tensor) -> bool:
@@ -51,15 +72,8 @@ def pointwise_fast_path(x: Tensor) -> bool:
     """
     if x.device.type != 'cpu' or x.dtype != torch.float32 or x.dim() != 5:
         return False
-    if torch.jit.is_scripting() or torch.jit.is_tracing():
-        return False
-    if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
-        return False
-    if torch.is_autocast_enabled('cpu'):
-        return False
-    if _get_current_dispatch_mode() is not None:
-        # FlopCounterMode and other dispatch modes key on aten.convolution:
-        # the oneDNN/mm calls would hide the conv from them.
+    if ops_observed() or torch.is_autocast_enabled('cpu'):
+        # the oneDNN/mm calls would hide the conv from the watching tool
         return False
     return x.is_contiguous(memory_format=torch.channels_last_3d)
 

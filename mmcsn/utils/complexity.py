@@ -17,71 +17,12 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ['count_complexity', 'mmaction_flops', 'recognizer_forward']
+from .builders import recognizer_forward
+
+__all__ = ['count_complexity', 'mmaction_flops']
 
 # norm layers whose output elements MMAction2 (mmengine) counts as FLOPs
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
-
-
-def recognizer_forward(model: nn.Module,
-                       input_shape: Sequence[int],
-                       random: bool = False,
-                       requires_grad: bool = False) -> Callable:
-    """Return a function that runs ``model`` on an input of a shape.
-
-    For an MMAction2 recognizer (a module with ``extract_feat``) the shape
-    is the backbone's input: ``(N, C, T, H, W)`` for a 3D recognizer, which
-    is fed as one clip per sample, or ``(T, C, H, W)`` for a 2D recognizer,
-    fed as one sample of T segments; the count covers backbone, neck and
-    head. Any other module gets a tensor of ``input_shape`` as is.
-
-    Args:
-        model (nn.Module): The model.
-        input_shape (Sequence[int]): See above.
-        random (bool): Feed ``torch.randn`` values drawn once from seed 0
-            (the same input on every call) instead of zeros.
-            Defaults to False.
-        requires_grad (bool): Make the input require grad (a backward
-            then computes its gradient too). Defaults to False.
-
-    Returns:
-        Callable: ``fn(device) -> output``; ``fn.inputs`` holds the inputs
-        made so far.
-    """
-    shape = tuple(int(s) for s in input_shape)
-    cache = {}
-
-    def make(full, device):
-        key = (full, str(device))
-        if key not in cache:
-            if random and torch.device(device).type != 'meta':
-                gen = torch.Generator().manual_seed(0)
-                cache[key] = torch.randn(full, generator=gen).to(device)
-            else:
-                cache[key] = torch.zeros(full, device=device)
-            cache[key].requires_grad_(requires_grad)
-        return cache[key]
-
-    if not hasattr(model, 'extract_feat'):
-
-        def run_module(device):
-            return model(make(shape, device))
-
-        run_module.inputs = cache
-        return run_module
-    if len(shape) == 5:  # (N, C, T, H, W) -> (N, 1 clip, C, T, H, W)
-        full = (shape[0], 1) + shape[1:]
-    elif len(shape) == 4:  # (T, C, H, W) -> (1 sample, T segments, ...)
-        full = (1, ) + shape
-    else:
-        raise ValueError('input_shape of a recognizer must have 4 (T, C, H, '
-                         f'W) or 5 (N, C, T, H, W) entries, got {shape}')
-
-    def run(device):
-        return model.extract_feat(make(full, device), stage='head')[0]
-
-    run.inputs = cache  # the cached inputs, e.g. to reset their .grad
-    return run
 
 
 def count_complexity(model: nn.Module,
@@ -93,7 +34,7 @@ def count_complexity(model: nn.Module,
     Args:
         model (nn.Module): The model (left untouched; a copy is counted).
         input_shape (Sequence[int]): Input shape, see
-            :func:`recognizer_forward`.
+            :func:`mmcsn.utils.recognizer_forward`.
         forward (Callable, optional): ``fn(model_copy, device) -> output``
             replacing the default forward. Defaults to None.
         on_meta (bool): Count on a ``meta``-device copy (no compute, no
@@ -124,10 +65,10 @@ def count_complexity(model: nn.Module,
     try:
         run = (lambda dev: forward(counted, dev)) if forward else \
             recognizer_forward(counted, input_shape)
-        # grad mode on: modules that fold BN into the conv only in no-grad
-        # eval calls (mmcsn's CSN) then run their norm layers, which the
-        # MMAction2 count needs. Nothing is stored on the meta device.
-        with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+        # mmcsn's fast paths (BN folding, GEMM 1x1x1 convs) step aside
+        # under a dispatch mode (mmcsn.ops.ops_observed): the norm hooks
+        # fire and aten.convolution is counted in any grad mode.
+        with FlopCounterMode(display=False) as counter:
             run(device)
     finally:
         for handle in handles:
@@ -135,7 +76,7 @@ def count_complexity(model: nn.Module,
         counted.train(was_training)
 
     macs_by_op = defaultdict(int)
-    for op, flops in counter.get_flop_counts()['Global'].items():
+    for op, flops in counter.get_flop_counts().get('Global', {}).items():
         # FlopCounterMode counts a multiply-add as 2 FLOPs
         macs_by_op[str(op).split('.')[-1]] += flops // 2
     return dict(

@@ -1,26 +1,52 @@
-"""Params and FLOPs of a config, counted as the papers and MMAction2 do.
+"""Params, GMACs and GFLOPs of a config, counted as the papers and MMAction2.
 
 Examples::
 
+    # the input shape of one test view, from the config's test pipeline
+    python tools/analysis/complexity.py CONFIG
     python tools/analysis/complexity.py CONFIG --shape 1 3 32 256 256
     python tools/analysis/complexity.py CONFIG --shape 16 3 224 224  # 2D
     python tools/analysis/complexity.py CONFIG --cfg-options \\
         model.backbone.depth=50 --by-op
-    # a registered backbone (JSON dict) instead of a config
+    # a registered backbone (JSON dict) instead of a config: --shape needed
     python tools/analysis/complexity.py \\
         '{"type": "bLResNet", "depth": 50, "num_segments": 16}' \\
         --shape 16 3 224 224
 
 ``--shape`` is the backbone's input: ``N C T H W`` for 3D recognizers (one
 clip per sample) and ``T C H W`` for 2D recognizers (T segments of one
-sample). The count runs on the meta device: no weights are computed on.
+sample). Without it the shape is one view of the config's test pipeline
+(``SampleFrames`` clip_len, crop or resize size, ``FormatShape``; see
+:func:`mmcsn.utils.input_shape_from_config`), and the number of views a
+test sample makes is printed too. Two figures are printed:
+
+* ``GMACs``: multiply-adds of the convolutions and linear layers (the
+  papers' and VMZ's "GFLOPs");
+* ``GFLOPs (MMAction2)``: the same MACs + 2 x the output elements of every
+  norm layer, as MMAction2's metafiles (mmengine's counter) print them.
+
+The count runs on the meta device: no weights are computed on.
 """
 import argparse
 import json
+import sys
+import warnings
 from typing import List, Optional
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+# importing mmcsn is when upstream warnings fire: record them, then
+# prepare_entry_process silences the known-harmless ones, shows the rest
+with warnings.catch_warnings(record=True) as _caught:
+    warnings.simplefilter('always')
+    from mmengine.config import DictAction
+
+    from mmcsn.utils import (
+        build_model,
+        count_complexity,
+        input_shape_from_config,
+        load_config,
+        mmaction_flops,
+    )
+    from mmcsn.utils.runtime import prepare_entry_process
 
 __all__ = ['main', 'parse_args']
 
@@ -28,8 +54,8 @@ __all__ = ['main', 'parse_args']
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line (``argv`` for tests)."""
     parser = argparse.ArgumentParser(
-        description='Params and GFLOPs (conv + linear multiply-adds) of a '
-        'model built from a config')
+        description='Params, GMACs (conv + linear multiply-adds) and '
+        'MMAction2 GFLOPs of a model built from a config')
     parser.add_argument(
         'config', help='config file, or a JSON dict of a registered backbone')
     parser.add_argument(
@@ -37,10 +63,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         nargs='+',
         default=None,
-        help='backbone input: N C T H W (3D) or T C H W (2D); defaults to '
-        '1 3 32 224 224 for 3D and 8 3 224 224 for 2D recognizers')
+        help='backbone input: N C T H W (3D) or T C H W (2D); default: one '
+        "view of the config's test pipeline")
     parser.add_argument(
-        '--by-op', action='store_true', help='also print MACs per aten op')
+        '--by-op', action='store_true', help='also print GMACs per aten op')
     parser.add_argument(
         '--json', default=None, help='also write the result to this file')
     parser.add_argument(
@@ -51,15 +77,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _default_shape(model) -> List[int]:
-    """Default input shape for the recognizer's dimensionality."""
-    if not hasattr(model, 'extract_feat'):
-        raise ValueError('--shape is required for a bare backbone')
-    if type(model).__name__.endswith('2D'):
-        return [8, 3, 224, 224]
-    return [1, 3, 32, 224, 224]
-
-
 def main(argv: Optional[List[str]] = None) -> dict:
     """Build the config's model, count it and print the result.
 
@@ -68,35 +85,30 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     Returns:
         dict: The counts (see :func:`mmcsn.utils.count_complexity`) plus
-        ``mmaction_flops`` and ``shape``.
+        ``mmaction_flops``, ``shape``, ``shape_source`` (``'--shape'`` or
+        ``'test pipeline'``) and ``views`` (None with ``--shape``).
     """
     args = parse_args(argv)
-    from mmaction.registry import MODELS
-
-    import mmcsn  # noqa: F401  (stack fixes + registers mmcsn modules)
-    from mmcsn.utils import count_complexity, mmaction_flops
-
-    if args.config.lstrip().startswith('{'):
-        cfg = Config(dict(model=json.loads(args.config)))
+    prepare_entry_process(_caught)
+    cfg = load_config(args.config, args.cfg_options)
+    model = build_model(cfg)
+    if args.shape:
+        shape, views, source = list(args.shape), None, '--shape'
+    elif 'test_dataloader' in cfg or 'test_pipeline' in cfg:
+        shape, views = input_shape_from_config(cfg)
+        source = 'test pipeline'
     else:
-        cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
-    model_cfg = cfg.model
-    # counting needs no pretrained weights (and must not download them)
-    if 'backbone' in model_cfg and 'pretrained' in model_cfg.backbone:
-        model_cfg.backbone.pretrained = None
-    model = MODELS.build(model_cfg)
-    shape = args.shape or _default_shape(model)
+        raise ValueError(f'--shape is required for {args.config!r}: a bare '
+                         'module has no test pipeline to take it from')
     result = count_complexity(model, shape)
     result['mmaction_flops'] = mmaction_flops(result)
-    result['shape'] = list(shape)
+    result.update(shape=list(shape), shape_source=source, views=views)
 
     print(f'config: {args.config}')
-    print(f'input shape: {" x ".join(map(str, shape))}')
-    print('| params (M) | GFLOPs (conv+linear MACs) | GFLOPs MMAction2 '
-          '(+2 x norm elements) |')
+    print(f'input shape ({source}): {" x ".join(map(str, shape))}' +
+          (f'; {views} view(s) per test sample' if views else ''))
+    print('| params (M) | GMACs (conv + linear multiply-adds) | '
+          'GFLOPs (MMAction2: GMACs + 2 x norm output elements) |')
     print('|---|---|---|')
     print(f'| {result["params"] / 1e6:.2f} | {result["macs"] / 1e9:.2f} | '
           f'{result["mmaction_flops"] / 1e9:.3f} |')
@@ -109,5 +121,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     return result
 
 
+
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as err:  # bad input: one line, exit 1
+        sys.exit(f'error: {err}')

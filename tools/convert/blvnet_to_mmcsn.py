@@ -16,66 +16,23 @@ Example::
         checkpoints/blvnet/blvnet-tam-r50-a2-b4-f8x2_sthv2.pth
 """
 import argparse
-import os
 import sys
 from typing import List, Optional
 
-from mmcsn.checkpoint import (
-    CheckpointError,
-    load_checkpoint_file,
-    save_checkpoint_atomic,
-)
-from mmcsn.checkpoint.blvnet import (
-    convert_blvnet_checkpoint,
-    infer_blvnet_arch,
-)
-from mmcsn.checkpoint.cli import CONVERTER_ERRORS
-from mmcsn.version import __version__
+from mmcsn.checkpoint.cli import converter_parser, run_blvnet_converter
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument(
-        'src', help='official bLVNet-TAM / bLResNet checkpoint (.pth.tar)')
-    parser.add_argument('dst', help='output checkpoint (.pth)')
-    parser.add_argument(
-        '--force', action='store_true', help='overwrite dst if it exists')
-    return parser.parse_args(argv)
+    return converter_parser(
+        __doc__.split('\n')[0],
+        'official bLVNet-TAM / bLResNet checkpoint (.pth.tar)'
+    ).parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; return the process exit status."""
-    args = parse_args(argv)
-    try:
-        state_dict, fmt, dropped = convert_blvnet_checkpoint(
-            load_checkpoint_file(args.src))
-        if fmt == 'mmcsn':
-            raise CheckpointError(
-                f'{args.src!r} already has mmcsn keys (backbone.*); nothing '
-                'to convert')
-        arch = infer_blvnet_arch(state_dict)
-        meta = dict(
-            converted_from=os.path.basename(args.src),
-            source_layout=fmt,
-            mmcsn_version=__version__,
-            dropped_keys=tuple(dropped),
-            **arch)
-        dst = save_checkpoint_atomic(
-            dict(state_dict=state_dict, meta=meta),
-            args.dst,
-            force=args.force,
-            protect=[args.src])
-    except CONVERTER_ERRORS as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    print(f'converted {args.src} ({fmt}) -> {dst}: {len(state_dict)} '
-          f'tensors; {arch}')
-    if dropped:
-        print(f'  dropped (not used by mmcsn): {", ".join(dropped)}')
-    if fmt == 'blresnet_imagenet':
-        print('  ImageNet weights have no TAM weights: TAMs keep their init')
-    return 0
+    return run_blvnet_converter(parse_args(argv))
 
 
 if __name__ == '__main__':

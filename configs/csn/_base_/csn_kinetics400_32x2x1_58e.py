@@ -3,7 +3,12 @@
 # Test protocol: 10 clips x ThreeCrop 256 = 30 views, short side 256.
 _base_ = ['mmaction::_base_/default_runtime.py']
 
-# dataset settings: point these at your copy of Kinetics-400
+# dataset settings: point these at your copy of Kinetics-400. They are read
+# once, when this file is loaded: a config that inherits a CSN config moves
+# the data with the dataset keys of each split instead, e.g.
+#   train_dataloader = dict(dataset=dict(
+#       ann_file='k400/train.txt', data_prefix=dict(video='k400/train')))
+# and the same for val_dataloader and test_dataloader.
 dataset_type = 'VideoDataset'
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
@@ -113,7 +118,14 @@ optim_wrapper = dict(
 
 default_hooks = dict(checkpoint=dict(interval=2, max_keep_ckpts=5))
 # --resume restores the Python/numpy/torch RNG streams too (docs/safety.md)
-custom_hooks = [dict(type='RNGStateHook')]
+# StrictLoadHook: test.py / load_from / --resume refuse a checkpoint that
+# does not fit the model (opt out: --cfg-options strict_load=False)
+# VersionInfoHook: the log records mmcsn/MMAction2/mmengine/torch versions
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='StrictLoadHook'),
+    dict(type='VersionInfoHook')
+]
 # frozen BN affine parameters get no gradient (bn_frozen=True)
 find_unused_parameters = True
 # base_batch_size = 8 GPUs x 12 clips; enable with --auto-scale-lr

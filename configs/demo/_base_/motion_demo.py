@@ -6,7 +6,17 @@ _base_ = ['mmaction::_base_/default_runtime.py']
 # mmcsn registers its backbones; loaded in every process (DDP ranks too).
 custom_imports = dict(imports=['mmcsn'], allow_failed_imports=False)
 
-# dataset settings; paths are relative to the working directory (the repo)
+# MMAction2's registries for the model (and its data preprocessor) even
+# when it is built without a Runner, e.g. MODELS.build(cfg.model)
+model = dict(_scope_='mmaction')
+
+# dataset settings; paths are relative to the working directory (the repo).
+# The variables are read once, when this file is loaded: a config that
+# inherits a demo config moves the data with the dataset keys of each split
+# (tools/demo.py's data_options() writes them), e.g.
+#   train_dataloader = dict(dataset=dict(
+#       ann_file='my_data/train.txt', data_prefix=dict(video='my_data')))
+# and the same for val_dataloader (val.txt) and test_dataloader (test.txt).
 dataset_type = 'VideoDataset'
 data_root = 'data/demo'
 ann_file_train = f'{data_root}/train.txt'
@@ -76,11 +86,19 @@ default_hooks = dict(
         save_best='auto'))
 log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
 # --resume restores the Python/numpy/torch RNG streams too (docs/safety.md)
-custom_hooks = [dict(type='RNGStateHook')]
+# StrictLoadHook: test.py / load_from / --resume refuse a checkpoint that
+# does not fit the model (opt out: --cfg-options strict_load=False)
+# VersionInfoHook: the log records mmcsn/MMAction2/mmengine/torch versions
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='StrictLoadHook'),
+    dict(type='VersionInfoHook')
+]
 
-# CPU distributed training (tools/dist_train.sh CONFIG 2): gloo, and no
-# device_ids, which DDP rejects for a CPU model; with one GPU per process
-# device_ids=None works as well. Use backend='nccl' on GPUs.
+# Distributed training (tools/dist_train.sh CONFIG 2) needs no settings:
+# without CUDA, mmcsn picks gloo and a DDP wrapper without device_ids
+# (README, "Distributed training"). Kept as they were; with one GPU per
+# process device_ids=None works as well. Use backend='nccl' on GPUs.
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel',

@@ -32,23 +32,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmcsn.checkpoint.blvnet import (
-    convert_blvnet_checkpoint,
-    is_tam_key,
-    split_prefix,
+from mmcsn.archs import (
+    BLRESNET_STAGE_BLOCKS,
+    BLRESNET_STAGE_CHANNELS,
+    BLRESNET_STEM_CHANNELS,
 )
-from mmcsn.checkpoint.io import (
-    CheckpointError,
-    describe_key_mismatch,
-    load_checkpoint_file,
-    load_state_dict_checked,
-)
+from mmcsn.checkpoint import intake
+from mmcsn.checkpoint.blvnet import blresnet_family
 from mmcsn.models.common.tam import TemporalAggregation
+from mmcsn.validate import ArgSpec, Bool, Cfg, InitCfg, Int, Maybe, Seq, Str
 
 from .blresnet_blocks import (
     DEFAULT_NORM_CFG,
@@ -60,17 +57,11 @@ from .blresnet_blocks import (
 
 __all__ = ['bLResNet']
 
-# Blocks per stage (layer1..layer4), as the official ``blvnet_tam_backbone``
-# (the ResNet table; big = n - 1, little = max(1, n // beta - 1)).
-ARCH_SETTINGS = {
-    50: (3, 4, 6, 3),  # bLResNet-50: big 2/3/5, little 1/1/1 (beta 4)
-    101: (4, 8, 18, 3),  # bLResNet-101: big 3/7/17, little 1/1/3 (beta 4)
-    152: (5, 12, 30, 3),  # bLResNet-152: big 4/11/29, little 1/2/6 (beta 4)
-}
-
-STEM_CHANNELS = 64
-# Output channels of layer1..layer4 (bottleneck expansion 4 included).
-STAGE_CHANNELS = (256, 512, 1024, 2048)
+# Blocks per stage, stem width and stage widths: one table each, in
+# mmcsn.archs (the bLVNet converter reads them too).
+ARCH_SETTINGS = BLRESNET_STAGE_BLOCKS
+STEM_CHANNELS = BLRESNET_STEM_CHANNELS
+STAGE_CHANNELS = BLRESNET_STAGE_CHANNELS
 # Stride of each bL stage's fusion block; layer4's first block has 2.
 FUSION_STRIDES = (2, 2, 1)
 
@@ -80,10 +71,25 @@ STEM_MODULES = ('conv1', 'bn1', 'b_conv0', 'bn_b0', 'l_conv0', 'bn_l0',
                 'bn_bl_init', 'tam')
 
 
-def _positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f'{name} must be a positive int (1, 2, ...), got {value!r}')
+# The rules of every bLResNet argument (mmcsn.validate).
+BLRESNET_ARGS = ArgSpec(
+    'bLResNet',
+    depth=Int(choices=ARCH_SETTINGS),
+    alpha=Int(min=1, max=STEM_CHANNELS),
+    beta=Int(min=1),
+    num_segments=Int(
+        min=1, even='frames come in big/little pairs: 2, 4, ..., 16, ...'),
+    with_tam=Bool(),
+    blending_frames=Int(min=1, odd=True),
+    in_channels=Int(min=1),
+    out_indices=Seq(Int(min=0, max=3), unique=True, scalar=True),
+    frozen_stages=Int(min=-1, max=4),
+    norm_eval=Bool(),
+    with_cp=Bool(),
+    conv_cfg=Maybe(Cfg(layer='a conv layer (Conv2d, ...)')),
+    norm_cfg=Cfg(layer='a norm layer (BN2d, SyncBN, GN, ...)'),
+    pretrained=Maybe(Str()),
+    init_cfg=InitCfg())
 
 
 @MODELS.register_module()
@@ -123,8 +129,9 @@ class bLResNet(BaseModule):
         blending_frames (int): Frames blended by each TAM (odd). Defaults
             to 3.
         in_channels (int): Input channels (3 RGB, 10 flow). Defaults to 3.
-        out_indices (Sequence[int]): Stages to output, 0 .. 3 for layer1
-            .. layer4; one index returns a tensor. Defaults to ``(3, )``.
+        out_indices (int | Sequence[int]): Stages to output, 0 .. 3 for
+            layer1 .. layer4 (distinct); one index returns a tensor.
+            Defaults to ``(3, )``.
         frozen_stages (int): Stages to freeze (params fixed, BN in eval):
             -1 none, 0 the stem (incl. its TAM and big-little layer0),
             ``i`` the stem and layer1 .. layer``i``. Defaults to -1.
@@ -151,6 +158,7 @@ class bLResNet(BaseModule):
 
     arch_settings = ARCH_SETTINGS
 
+    @BLRESNET_ARGS
     def __init__(self,
                  depth: int,
                  alpha: int = 2,
@@ -167,36 +175,6 @@ class bLResNet(BaseModule):
                  norm_cfg: dict = DEFAULT_NORM_CFG,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        if depth not in ARCH_SETTINGS:
-            raise ValueError(f'depth must be one of '
-                             f'{sorted(ARCH_SETTINGS)}, got {depth!r}')
-        _positive_int('alpha', alpha)
-        if alpha > STEM_CHANNELS:
-            raise ValueError(f'alpha must be in [1, {STEM_CHANNELS}], got '
-                             f'{alpha}')
-        _positive_int('beta', beta)
-        _positive_int('num_segments', num_segments)
-        if num_segments % 2:
-            raise ValueError(
-                f'num_segments must be even (frames come in big/little '
-                f'pairs: 2, 4, ..., 16, ...), got {num_segments}')
-        _positive_int('in_channels', in_channels)
-        if with_tam and (not isinstance(blending_frames, int)
-                         or blending_frames < 1 or blending_frames % 2 == 0):
-            raise ValueError(f'blending_frames must be an odd int >= 1 '
-                             f'(1, 3, 5, ...), got {blending_frames!r}')
-        out_indices = tuple(out_indices) if isinstance(
-            out_indices, (list, tuple)) else (out_indices, )
-        if (not out_indices or len(set(out_indices)) != len(out_indices)
-                or not all(i in range(4) for i in out_indices)):
-            raise ValueError(f'out_indices must be distinct stage indices '
-                             f'in 0..3 (layer1..layer4), got {out_indices}')
-        if frozen_stages not in range(-1, 5):
-            raise ValueError(f'frozen_stages must be an int in -1..4, got '
-                             f'{frozen_stages!r}')
-        if pretrained is not None and not isinstance(pretrained, str):
-            raise TypeError(f'pretrained must be a str or None, got '
-                            f'{type(pretrained).__name__}')
         pretrained, init_cfg = self._take_pretrained(pretrained, init_cfg)
         super().__init__(init_cfg=init_cfg)
         self.depth = depth
@@ -270,30 +248,13 @@ class bLResNet(BaseModule):
     def _take_pretrained(
         pretrained: Optional[str], init_cfg: Optional[Union[dict, List[dict]]]
     ) -> Tuple[Optional[str], Optional[Union[dict, List[dict]]]]:
-        """Move a ``Pretrained`` init_cfg entry into ``pretrained``.
+        """Check ``pretrained`` / a ``Pretrained`` init_cfg entry at build.
 
-        mmengine's ``PretrainedInit`` would load the file with plain
-        ``load_state_dict`` semantics; official files need the converter.
+        Both are kept as given; :meth:`init_weights` resolves them with
+        :func:`mmcsn.checkpoint.intake.resolve_pretrained`, as CSN does.
         """
-        if init_cfg is None:
-            return pretrained, None
-        cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
-        rest = []
-        for cfg in cfgs:
-            if cfg.get('type') != 'Pretrained':
-                rest.append(cfg)
-                continue
-            extra = set(cfg) - {'type', 'checkpoint', 'prefix', 'map_location'}
-            if extra or cfg.get('prefix', 'backbone.') != 'backbone.':
-                raise ValueError(
-                    f"init_cfg Pretrained for bLResNet takes 'checkpoint' "
-                    f"(and prefix='backbone.'), got {cfg}")
-            if pretrained is not None and pretrained != cfg['checkpoint']:
-                raise ValueError(
-                    f'pretrained={pretrained!r} and init_cfg checkpoint='
-                    f"{cfg['checkpoint']!r} disagree; give one of them")
-            pretrained = cfg['checkpoint']
-        return pretrained, (rest or None)
+        intake.resolve_pretrained('bLResNet', pretrained, init_cfg)
+        return pretrained, init_cfg
 
     def get(self, name: str, default: Any = None) -> Any:
         """Attribute lookup in the style of a config dict.
@@ -397,9 +358,21 @@ class bLResNet(BaseModule):
 
     # ------------------------------------------------------------------
     # initialisation
-    def init_weights(self) -> None:
-        """Official init, then other init_cfg entries, then ``pretrained``.
+    def init_weights(self, pretrained: Optional[str] = None) -> None:
+        """Official init, then other init_cfg entries, then the pretrained
+        source.
+
+        ``pretrained='x'`` and ``init_cfg=dict(type='Pretrained',
+        checkpoint='x', prefix=None, sha256=None)`` name the same source
+        (both at once is an error); it goes through the checkpoint intake
+        (:func:`mmcsn.checkpoint.intake.load_pretrained`), as for CSN.
+
+        Args:
+            pretrained (str, optional): Path or URL that replaces the
+                configured source. Defaults to None.
         """
+        spec, others = intake.resolve_pretrained('bLResNet', self.pretrained,
+                                                 self.init_cfg)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # includes the TAM weight holders
                 nn.init.kaiming_normal_(
@@ -410,51 +383,37 @@ class bLResNet(BaseModule):
         for m in self.modules():
             if isinstance(m, bLBottleneck):
                 nn.init.constant_(m.bn3.weight, 0)  # zero-init last BN
-        super().init_weights()
-        if self.pretrained:
-            self.load_pretrained(self.pretrained)
+        if others:
+            initialize(self, others)
+        if pretrained:
+            spec = intake.PretrainedSpec(pretrained)
+        if spec is not None:
+            self.load_pretrained(*spec)
+        self._is_init = True
 
-    def load_pretrained(self, path: str) -> dict:
-        """Load official, ImageNet or mmcsn bLResNet weights from ``path``.
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
+                        sha256: Optional[str] = None) -> dict:
+        """Load official, ImageNet or mmcsn bLResNet weights, strictly.
 
         Strict, except for the two documented cases, which are logged:
         classifier keys (``new_fc`` / ``fc``) are not part of the backbone,
         and an ImageNet bLResNet file (as downloaded, or converted to
-        mmcsn keys by the CLI) has no TAM weights (TAMs keep their init).
+        mmcsn keys by the CLI) has no TAM weights at all (TAMs keep their
+        init; a file with only some TAM weights is refused).
+
+        Args:
+            checkpoint (str): Local path or http(s) URL (cached by URL).
+            prefix (str, optional): Take only the file's keys under this
+                prefix, stripped. Defaults to None (the whole file).
+            sha256 (str, optional): Expected sha256 (or its first >= 8 hex
+                digits). Defaults to None (a URL's ``name-<hash>.pth``).
 
         Returns:
-            dict: ``format``, ``missing`` and ``ignored`` key lists.
+            dict: The intake's report: ``format``, ``missing`` (TAM keys
+            left at their init), ``ignored`` (non-backbone keys), ...
         """
-        logger = MMLogger.get_current_instance()
-        full, fmt, dropped = convert_blvnet_checkpoint(
-            load_checkpoint_file(path), in_channels=self.in_channels)
-        weights, outside = split_prefix(full, 'backbone.')
-        ignored = dropped + outside
-        if ignored:
-            logger.info(f'bLResNet: {path!r} ({fmt}): not backbone weights, '
-                        f'ignored: {ignored}')
-        missing = []
-        # An ImageNet bLResNet has no TAM weights, also once converted by
-        # tools/convert/blvnet_to_mmcsn.py (then it reads as 'mmcsn').
-        no_tams = not any(is_tam_key(k) for k in weights)
-        if fmt == 'blresnet_imagenet' or (fmt == 'mmcsn' and no_tams):
-            own = self.state_dict()
-            missing = [k for k in own if k not in weights]
-            unexpected = [k for k in weights if k not in own]
-            bad = [k for k in missing if not is_tam_key(k)]
-            if bad or unexpected:
-                raise CheckpointError(
-                    f'bLResNet checkpoint {path!r} ({fmt}, no TAM '
-                    f'weights) does not fit '
-                    f'bLResNet-{self.depth}: ' +
-                    describe_key_mismatch(bad, unexpected, []))
-            if missing:
-                logger.warning(
-                    f'bLResNet: weights from {path!r} ({fmt}) have no TAM '
-                    f'weights; {len(missing)} TAM tensors keep their '
-                    f'kaiming init: {missing}')
-            load_state_dict_checked(self, weights, strict=not missing,
-                                    logger=logger)
-        else:
-            load_state_dict_checked(self, weights, strict=True)
-        return dict(format=fmt, missing=missing, ignored=ignored)
+        return intake.load_pretrained(
+            self, intake.PretrainedSpec(checkpoint, prefix, sha256),
+            blresnet_family(self.in_channels))

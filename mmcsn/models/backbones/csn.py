@@ -10,11 +10,9 @@ its checkpoints load strictly. On top: depth 26 (VMZ), the paper's block
 ablation family, ``with_pool1``, VMZ's width rule, channels-last and
 eval-time BN folding (same outputs, same state_dict).
 """
-import os
 from typing import (
     Any,
     Dict,
-    Iterable,
     Iterator,
     List,
     Optional,
@@ -26,21 +24,32 @@ from typing import (
 import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, initialize, kaiming_init
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from torch.nn.modules.utils import _triple
 
-from mmcsn.checkpoint.io import (
-    load_checkpoint_file,
-    load_state_dict_checked,
-    unwrap_state_dict,
+from mmcsn.archs import CSN_STAGE_BLOCKS
+from mmcsn.checkpoint import intake
+from mmcsn.checkpoint.csn import CSN_FAMILY
+from mmcsn.validate import (
+    ArgSpec,
+    Bool,
+    Cfg,
+    Either,
+    InitCfg,
+    Int,
+    Maybe,
+    Ref,
+    Rule,
+    Seq,
+    Str,
+    check_arg,
+    fail,
 )
 
 from .csn_blocks import (
     BLOCK_MODES,
-    BlockSpec,
     ConvNormAct,
     CSNBlock,
     make_csn_layer,
@@ -48,15 +57,9 @@ from .csn_blocks import (
 
 __all__ = ['CSN', 'STAGE_BLOCKS']
 
-# depth -> blocks per stage (res2..res5). The same counts serve every block
-# family: with 'simple' blocks depth 26 / 50 rows give the standard
-# ResNet3D-18 / -34 layouts (2-2-2-2 / 3-4-6-3) of the paper's block study.
-STAGE_BLOCKS: Dict[int, Tuple[int, ...]] = {
-    26: (2, 2, 2, 2),  # VMZ caffe2 only (BLOCK_CONFIG[26])
-    50: (3, 4, 6, 3),  # VMZ, MMAction2, PyTorchVideo
-    101: (3, 4, 23, 3),  # MMAction2, PyTorchVideo
-    152: (3, 8, 36, 3),  # the paper's main ir/ip-CSN-152
-}
+# depth -> blocks per stage (res2..res5); one table for the model and the
+# converters, kept importable here under its old name.
+STAGE_BLOCKS: Dict[int, Tuple[int, ...]] = CSN_STAGE_BLOCKS
 
 # VMZ caffe2 (r3d_model.py): depths <= 34 use the shallow filter config,
 # i.e. a depth-26 bottleneck does not expand its output (x1, not x4).
@@ -64,8 +67,131 @@ _VMZ_SHALLOW_MAX_DEPTH = 34
 MEMORY_FORMATS = ('channels_last_3d', 'contiguous')
 
 
-def _choice_error(arg: str, value: Any, choices: Iterable) -> ValueError:
-    return ValueError(f'{arg} must be one of {list(choices)}, got {value!r}')
+def _per_stage(item: Rule) -> Seq:
+    """One entry per stage (num_stages), or the full 4-stage tuple."""
+    return Seq(item, length=(Ref('num_stages'), 4))
+
+
+def _zero_or_one(values: Tuple[int, ...]) -> Either:
+    """An int of ``values`` for the stage, or one per block."""
+    return Either(Int(choices=values), Seq(Int(choices=values)))
+
+
+def _blocks(a: Dict[str, Any]) -> Tuple[int, ...]:
+    return a['stage_blocks'] or STAGE_BLOCKS[a['depth']][:a['num_stages']]
+
+
+def _expansion(a: Dict[str, Any]) -> int:
+    """VMZ's rule where ``expansion`` is None (see the docstring)."""
+    if BLOCK_MODES[a['bottleneck_mode']].family == 'simple':
+        return 1
+    if a['expansion'] is not None:
+        return a['expansion']
+    return 1 if a['depth'] <= _VMZ_SHALLOW_MAX_DEPTH else 4
+
+
+def _grouped_modes() -> List[str]:
+    return [k for k, s in BLOCK_MODES.items()
+            if s.unit == 'group' or s.group_pointwise]
+
+
+def _check_blocks(owner: str, a: Dict[str, Any]) -> None:
+    """Per-block ``inflate`` entries, one per block of their stage."""
+    for i, (entry, n) in enumerate(zip(a['inflate'], _blocks(a))):
+        if isinstance(entry, tuple) and len(entry) != n:
+            raise fail(owner, f'inflate[{i}]', entry,
+                       f'0, 1 or a list/tuple of {n} entries of 0/1 '
+                       f'(stage {i} has {n} block(s))')
+
+
+def _check_units(owner: str, a: Dict[str, Any]) -> None:
+    """Block mode against dilations, expansion and groups."""
+    spec = BLOCK_MODES[a['bottleneck_mode']]
+    mode = f"all 1 for bottleneck_mode={a['bottleneck_mode']!r}"
+    if (spec.unit in ('depthwise', 'ip')
+            and any(d != 1 for d in a['dilations'][:a['num_stages']])):
+        raise fail(owner, 'dilations', a['dilations'], mode)
+    if spec.family == 'simple' and a['expansion'] not in (None, 1):
+        raise fail(owner, 'expansion', a['expansion'],
+                   'None or 1 for simple blocks')
+    groups = a['groups']
+    if a['bottleneck_mode'] not in _grouped_modes():
+        if groups not in (None, 1):
+            raise fail(owner, 'groups', groups, f'None or 1 (it applies '
+                       f'only to bottleneck_mode in {_grouped_modes()}, '
+                       f"not {a['bottleneck_mode']!r})")
+        return
+    if groups is None:
+        raise fail(owner, 'groups', groups, 'a positive int for '
+                   f"bottleneck_mode={a['bottleneck_mode']!r}")
+    widths = {a['base_channels']}
+    for i in range(a['num_stages']):
+        widths.add(a['base_channels'] * 2**i)
+        if spec.group_pointwise:
+            widths.add(a['base_channels'] * 2**i * _expansion(a))
+    if any(w % groups for w in widths):
+        raise fail(owner, 'groups', groups,
+                   f'a divisor of every grouped width {sorted(widths)}')
+
+
+def _check_pretrained(owner: str, a: Dict[str, Any]) -> None:
+    # The intake owns the pretrained / init_cfg rules of every backbone,
+    # so CSN and bLResNet refuse the same mistakes with the same words.
+    intake.resolve_pretrained(owner, a['pretrained'], a['init_cfg'])
+
+
+# The rules of every CSN argument (mmcsn.validate); see the docstring.
+CSN_ARGS = ArgSpec(
+    'CSN',
+    checks=(_check_blocks, _check_units, _check_pretrained),
+    depth=Int(choices=STAGE_BLOCKS),
+    pretrained=Maybe(Str()),
+    temporal_strides=_per_stage(Int(min=1)),
+    conv1_kernel=Either(Int(min=1), Seq(Int(min=1), length=3)),
+    conv1_stride_t=Int(min=1),
+    pool1_stride_t=Int(min=1),
+    norm_cfg=Cfg(layer='a norm layer (BN3d, SyncBN, GN, ...)'),
+    inflate_style=Str(choices=('3x3x3', '3x1x1')),
+    bottleneck_mode=Str(choices=BLOCK_MODES),
+    bn_frozen=Bool(),
+    stage_blocks=Maybe(Seq(Int(min=1), length=Ref('num_stages'))),
+    pretrained2d=Bool(only=False, why='CSN never inflates 2D weights'),
+    in_channels=Int(min=1),
+    num_stages=Int(min=1, max=4),
+    base_channels=Int(min=1),
+    out_indices=Seq(
+        Int(min=0, max=Ref('num_stages', -1)), unique=True, scalar=True),
+    spatial_strides=_per_stage(Int(min=1)),
+    dilations=_per_stage(Int(min=1)),
+    conv1_stride_s=Int(min=1),
+    pool1_stride_s=Int(min=1),
+    with_pool1=Bool(),
+    with_pool2=Bool(),
+    style=Str(choices=('pytorch', 'caffe')),
+    frozen_stages=Int(min=-1, max=Ref('num_stages')),
+    inflate=_per_stage(_zero_or_one((0, 1))),
+    conv_cfg=Cfg(layer='a conv layer (Conv3d, ...)'),
+    act_cfg=Cfg(layer='an activation (ReLU, Swish, ...)'),
+    norm_eval=Bool(),
+    with_cp=Bool(),
+    non_local=_per_stage(_zero_or_one((0, ))),
+    non_local_cfg=Cfg(required=()),
+    zero_init_residual=Bool(),
+    groups=Maybe(Int(min=1)),
+    expansion=Maybe(Int(min=1)),
+    memory_format=Str(choices=MEMORY_FORMATS),
+    fuse_bn_eval=Bool(),
+    pointwise_gemm=Bool(),
+    init_cfg=InitCfg())
+
+# arguments kept as attributes of the same name (after CSN_ARGS.check)
+_ATTRS = ('depth', 'bottleneck_mode', 'num_stages', 'pretrained',
+          'in_channels', 'base_channels', 'out_indices', 'spatial_strides',
+          'temporal_strides', 'dilations', 'conv1_stride_s',
+          'conv1_stride_t', 'pool1_stride_s', 'pool1_stride_t', 'with_pool1',
+          'with_pool2', 'style', 'frozen_stages', 'inflate_style',
+          'conv_cfg', 'norm_cfg', 'act_cfg', 'norm_eval', 'bn_frozen',
+          'with_cp', 'zero_init_residual', 'memory_format', 'pretrained2d')
 
 
 @MODELS.register_module()
@@ -75,10 +201,11 @@ class CSN(BaseModule):
     Args:
         depth (int): One of 26, 50, 101, 152 (sets blocks per stage, see
             ``STAGE_BLOCKS``).
-        pretrained (str, optional): Checkpoint path or URL of a 3D model in
-            any layout ``mmcsn.checkpoint.csn.convert_to_mmcsn`` knows
-            (MMAction2, VMZ-PyTorch, PyTorchVideo, caffe2 blobs); loaded
-            strictly. Defaults to None.
+        pretrained (str, optional): Checkpoint path or http(s) URL of a
+            3D model in any layout ``mmcsn.checkpoint.csn`` converts
+            (MMAction2, VMZ PyTorch, PyTorchVideo, VMZ caffe2 blob
+            pickles), read and loaded strictly by the checkpoint intake
+            (URLs cached by URL, sha256-checked). Defaults to None.
         temporal_strides (Sequence[int]): Temporal stride of each stage.
             Defaults to (1, 2, 2, 2).
         conv1_kernel (Sequence[int]): Stem conv kernel. Defaults to
@@ -156,10 +283,25 @@ class CSN(BaseModule):
             Defaults to 'channels_last_3d'.
         fuse_bn_eval (bool): In eval mode under ``torch.no_grad()``, fold
             each BN into its conv on the fly (stored weights untouched).
-            Defaults to True.
+            Settable after construction. Defaults to True.
+        pointwise_gemm (bool): Run every dense 1x1x1 conv as GEMMs over
+            channels-last positions on CPU (``mmcsn.ops.pointwise_conv3d``:
+            same values up to summation order, faster). False gives
+            PyTorch's own conv dispatch, e.g. to compare the two.
+            Settable after construction (``model.backbone.pointwise_gemm =
+            False``). Defaults to True.
         init_cfg (dict | list[dict], optional): mmengine init config; a
-            ``dict(type='Pretrained', checkpoint=..., prefix=...)`` entry is
-            loaded like ``pretrained``. Defaults to None.
+            ``dict(type='Pretrained', checkpoint=..., prefix=None,
+            sha256=None)`` entry is loaded like ``pretrained`` (not both).
+            Defaults to None.
+
+    Every argument is checked when the module is built (``CSN_ARGS``,
+    :mod:`mmcsn.validate`): ``TypeError`` for a wrong type, ``ValueError``
+    for a wrong value, naming the argument. Lists are accepted where
+    tuples are; per-stage sequences (``temporal_strides``,
+    ``spatial_strides``, ``dilations``, ``inflate``, ``non_local``) have
+    ``num_stages`` entries, or 4 of which the first ``num_stages`` are
+    used; ``out_indices`` may be a single int.
 
     Differences from ``ResNet3dCSN``, all deliberate: ``with_pool2``
     defaults to False; ``pretrained2d`` must be False; ``bn_frozen`` works
@@ -169,6 +311,7 @@ class CSN(BaseModule):
     raise instead of being built.
     """
 
+    @CSN_ARGS
     def __init__(self,
                  depth: int,
                  pretrained: Optional[str] = None,
@@ -207,93 +350,17 @@ class CSN(BaseModule):
                  expansion: Optional[int] = None,
                  memory_format: str = 'channels_last_3d',
                  fuse_bn_eval: bool = True,
+                 pointwise_gemm: bool = True,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
+        args = locals()  # already checked and normalised by CSN_ARGS
         super().__init__(init_cfg=init_cfg)
-        if depth not in STAGE_BLOCKS:
-            raise _choice_error('depth', depth, STAGE_BLOCKS)
-        if bottleneck_mode not in BLOCK_MODES:
-            raise _choice_error('bottleneck_mode', bottleneck_mode,
-                                BLOCK_MODES)
-        for arg, value, choices in (
-            ('inflate_style', inflate_style, ('3x3x3', '3x1x1')),
-            ('style', style, ('pytorch', 'caffe')),
-            ('memory_format', memory_format, MEMORY_FORMATS),
-            ('num_stages', num_stages, (1, 2, 3, 4)),
-            ('pretrained2d', pretrained2d, (False, )),
-        ):
-            if value not in choices:
-                raise _choice_error(arg, value, choices)
-        if pretrained is not None and not isinstance(pretrained, str):
-            raise TypeError(
-                f'pretrained must be a str or None, got {type(pretrained)}')
+        for name in _ATTRS:
+            setattr(self, name, args[name])
         self.spec = BLOCK_MODES[bottleneck_mode]
-        self.depth = depth
-        self.bottleneck_mode = bottleneck_mode
-        self.num_stages = num_stages
-        self.stage_blocks = tuple(
-            stage_blocks if stage_blocks is not None else
-            STAGE_BLOCKS[depth][:num_stages])
-        for arg, value in (('stage_blocks', self.stage_blocks),
-                           ('spatial_strides', spatial_strides),
-                           ('temporal_strides', temporal_strides),
-                           ('dilations', dilations), ('inflate', inflate),
-                           ('non_local', non_local)):
-            if len(value) < num_stages:
-                raise ValueError(
-                    f'{arg} needs one entry per stage (num_stages='
-                    f'{num_stages}), got {tuple(value)}')
-        if len(self.stage_blocks) != num_stages:
-            raise ValueError(f'stage_blocks must have num_stages='
-                             f'{num_stages} entries, got {self.stage_blocks}')
-        bad = [i for i in out_indices if not 0 <= i < num_stages]
-        if not out_indices or bad:
-            raise ValueError(f'out_indices must be a non-empty subset of '
-                             f'{list(range(num_stages))}, got {out_indices}')
-        if not -1 <= frozen_stages <= num_stages:
-            raise _choice_error('frozen_stages', frozen_stages,
-                                range(-1, num_stages + 1))
-        if any(n != 0 for n in _flat(non_local[:num_stages])):
-            raise ValueError(f'non_local must be all 0 (CSN builds no '
-                             f'non-local blocks), got {non_local}')
-        if (self.spec.unit in ('depthwise', 'ip')
-                and any(d != 1 for d in dilations[:num_stages])):
-            raise ValueError(f'dilations must be all 1 for bottleneck_mode='
-                             f'{bottleneck_mode!r}, got {dilations}')
-        if (init_cfg is not None and pretrained is not None
-                and self._pretrained_cfgs(init_cfg)):
-            raise ValueError('give the checkpoint either as pretrained or as '
-                             "init_cfg=dict(type='Pretrained'), not both")
-        self.expansion = self._resolve_expansion(expansion)
-        self.groups = self._resolve_groups(groups, base_channels)
-
-        self.pretrained = pretrained
-        self.pretrained2d = False
-        self.in_channels = in_channels
-        self.base_channels = base_channels
-        self.out_indices = tuple(out_indices)
-        self.spatial_strides = tuple(spatial_strides)
-        self.temporal_strides = tuple(temporal_strides)
-        self.dilations = tuple(dilations)
+        self.stage_blocks = _blocks(args)
+        self.expansion = _expansion(args)
+        self.groups = groups or 1
         self.conv1_kernel = _triple(conv1_kernel)
-        self.conv1_stride_s = conv1_stride_s
-        self.conv1_stride_t = conv1_stride_t
-        self.pool1_stride_s = pool1_stride_s
-        self.pool1_stride_t = pool1_stride_t
-        self.with_pool1 = with_pool1
-        self.with_pool2 = with_pool2
-        self.style = style
-        self.frozen_stages = frozen_stages
-        self.inflate_style = inflate_style
-        self.conv_cfg = conv_cfg
-        self.norm_cfg = norm_cfg
-        self.act_cfg = act_cfg
-        self.norm_eval = norm_eval
-        self.bn_frozen = bn_frozen
-        self.with_cp = with_cp
-        self.zero_init_residual = zero_init_residual
-        self.memory_format = memory_format
-        self.fuse_bn_eval = fuse_bn_eval
-
         self._make_stem_layer()
         self.res_layers = []
         inplanes = base_channels
@@ -304,67 +371,54 @@ class CSN(BaseModule):
                 planes,
                 num_blocks,
                 self.expansion,
-                spatial_stride=self.spatial_strides[i],
-                temporal_stride=self.temporal_strides[i],
+                spatial_stride=spatial_strides[i],
+                temporal_stride=temporal_strides[i],
                 inflate=inflate[i],
                 norm_cfg=norm_cfg,
                 conv_cfg=conv_cfg,
                 mode=bottleneck_mode,
                 groups=self.groups,
-                dilation=self.dilations[i],
+                dilation=dilations[i],
                 style=style,
                 inflate_style=inflate_style,
                 act_cfg=act_cfg,
-                with_cp=with_cp,
-                fuse_bn_eval=fuse_bn_eval)
+                with_cp=with_cp)
             inplanes = planes * self.expansion
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
         self.feat_dim = inplanes
+        self.fuse_bn_eval = fuse_bn_eval
+        self.pointwise_gemm = pointwise_gemm
         self._freeze_bn_params()
         self._freeze_stages()
 
-    # ------------------------------------------------------------ build
-    def _resolve_expansion(self, expansion: Optional[int]) -> int:
-        if self.spec.family == 'simple':
-            if expansion not in (None, 1):
-                raise ValueError(f'expansion must be None or 1 for simple '
-                                 f'blocks, got {expansion!r}')
-            return 1
-        if expansion is None:
-            return 1 if self.depth <= _VMZ_SHALLOW_MAX_DEPTH else 4
-        if not isinstance(expansion, int) or expansion < 1:
-            raise ValueError(f'expansion must be None or a positive int, '
-                             f'got {expansion!r}')
-        return expansion
+    # ------------------------------------------------------------ flags
+    def _convs(self) -> Iterator[ConvNormAct]:
+        return (m for m in self.modules() if isinstance(m, ConvNormAct))
 
-    def _resolve_groups(self, groups: Optional[int],
-                        base_channels: int) -> int:
-        """Check ``groups`` against every width it has to divide."""
-        grouped = self.spec.unit == 'group' or self.spec.group_pointwise
-        if not grouped:
-            if groups not in (None, 1):
-                raise ValueError(
-                    f'groups applies only to bottleneck_mode in '
-                    f'{[k for k, s in BLOCK_MODES.items() if _is_g(s)]}, '
-                    f'got groups={groups!r} with {self.bottleneck_mode!r}')
-            return 1
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f'groups must be a positive int for '
-                             f'bottleneck_mode={self.bottleneck_mode!r}, '
-                             f'got {groups!r}')
-        widths = {base_channels}
-        for i in range(self.num_stages):
-            planes = base_channels * 2**i
-            widths.add(planes)
-            if self.spec.group_pointwise:
-                widths.add(planes * self.expansion)
-        bad = sorted(w for w in widths if w % groups)
-        if bad:
-            raise ValueError(f'groups={groups} must divide every grouped '
-                             f'width {sorted(widths)}; it does not divide '
-                             f'{bad}')
-        return groups
+    @property
+    def fuse_bn_eval(self) -> bool:
+        """bool: Fold BN into the convs in no-grad eval calls (settable)."""
+        return self._fuse_bn_eval
+
+    @fuse_bn_eval.setter
+    def fuse_bn_eval(self, value: bool) -> None:
+        self._fuse_bn_eval = check_arg('CSN', 'fuse_bn_eval', value, Bool())
+        for m in self._convs():
+            m.fuse_bn_eval = value
+
+    @property
+    def pointwise_gemm(self) -> bool:
+        """bool: Run dense 1x1x1 convs as GEMMs (settable, see docstring).
+        """
+        return self._pointwise_gemm
+
+    @pointwise_gemm.setter
+    def pointwise_gemm(self, value: bool) -> None:
+        self._pointwise_gemm = check_arg('CSN', 'pointwise_gemm', value,
+                                         Bool())
+        for m in self._convs():
+            m.pointwise_gemm = value
 
     def _make_stem_layer(self) -> None:
         """Stem conv (keys ``conv1.conv``/``conv1.bn``) and pools."""
@@ -377,8 +431,7 @@ class CSN(BaseModule):
             padding=tuple((k - 1) // 2 for k in self.conv1_kernel),
             conv_cfg=self.conv_cfg,
             norm_cfg=self.norm_cfg,
-            act_cfg=self.act_cfg,
-            fuse_bn_eval=self.fuse_bn_eval)
+            act_cfg=self.act_cfg)
         self.maxpool = nn.MaxPool3d(
             kernel_size=(1, 3, 3),
             stride=(self.pool1_stride_t, self.pool1_stride_s,
@@ -387,25 +440,21 @@ class CSN(BaseModule):
         self.pool2 = nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1))
 
     # ------------------------------------------------------------ weights
-    @staticmethod
-    def _pretrained_cfgs(
-            init_cfg: Optional[Union[Dict, List[Dict]]]) -> List[Dict]:
-        cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
-        return [c for c in cfgs if c and c.get('type') == 'Pretrained']
-
     def init_weights(self, pretrained: Optional[str] = None) -> None:
-        """Init from scratch as ResNet3dCSN, or load a checkpoint strictly.
+        """Init from scratch as ResNet3dCSN, then load the pretrained source.
+
+        ``pretrained='x'`` and ``init_cfg=dict(type='Pretrained',
+        checkpoint='x', prefix=None, sha256=None)`` name the same source
+        (both at once is an error); it goes through the checkpoint intake
+        (:func:`mmcsn.checkpoint.intake.load_pretrained`) and loads
+        strictly. Other ``init_cfg`` entries run after the default init.
 
         Args:
-            pretrained (str, optional): Overrides ``self.pretrained``.
-                Defaults to None.
+            pretrained (str, optional): Path or URL that replaces the
+                configured source. Defaults to None.
         """
-        if pretrained:
-            self.pretrained = pretrained
-        cfgs = [] if self.init_cfg is None else (
-            self.init_cfg if isinstance(self.init_cfg, list)
-            else [self.init_cfg])
-        pre_cfgs = self._pretrained_cfgs(self.init_cfg)
+        spec, others = intake.resolve_pretrained('CSN', self.pretrained,
+                                                 self.init_cfg)
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 kaiming_init(m)
@@ -415,41 +464,38 @@ class CSN(BaseModule):
             for m in self.modules():
                 if isinstance(m, CSNBlock):
                     constant_init(m.last_norm, 0)
-        others = [c for c in cfgs if c not in pre_cfgs]
         if others:
             initialize(self, others)
-        if self.pretrained is not None:
-            self.load_pretrained(self.pretrained)
-        elif pre_cfgs:
-            cfg = pre_cfgs[-1]
-            self.load_pretrained(
-                cfg['checkpoint'], prefix=cfg.get('prefix') or 'backbone.')
+        if pretrained:
+            spec = intake.PretrainedSpec(pretrained)
+        if spec is not None:
+            self.load_pretrained(*spec)
         self._is_init = True
 
-    def load_pretrained(self, checkpoint: str,
-                        prefix: str = 'backbone.') -> None:
-        """Load a 3D checkpoint of any known layout, strictly.
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
+                        sha256: Optional[str] = None) -> dict:
+        """Load a CSN checkpoint of any known layout, strictly.
 
-        Keys under ``prefix`` are selected and stripped when present (a
-        full recognizer checkpoint); the rest goes through
-        ``mmcsn.checkpoint.csn.convert_to_mmcsn``.
+        Layouts: MMAction2 / mmcsn (backbone or recognizer), VMZ PyTorch,
+        PyTorchVideo, VMZ caffe2 blob pickles (read with the numpy-only
+        unpickler), detected from the keys
+        (:func:`mmcsn.checkpoint.csn.convert_csn_checkpoint`).
 
         Args:
-            checkpoint (str): Local path or http(s) URL.
-            prefix (str): Prefix of the backbone keys.
-                Defaults to 'backbone.'.
+            checkpoint (str): Local path or http(s) URL (cached by URL).
+            prefix (str, optional): Take only the file's keys under this
+                prefix, stripped. Defaults to None (the whole file).
+            sha256 (str, optional): Expected sha256 (or its first >= 8 hex
+                digits). Defaults to None (a URL's ``name-<hash>.pth``).
+
+        Returns:
+            dict: The intake's report (``format``, ``ignored``, ...).
         """
-        # imported here: the converter module imports model code itself
-        from mmcsn.checkpoint.csn import convert_to_mmcsn
-        MMLogger.get_current_instance().info(f'load CSN from {checkpoint}')
-        state_dict = unwrap_state_dict(
-            load_checkpoint_file(_local_checkpoint(checkpoint)))
-        if any(k.startswith(prefix) for k in state_dict):
-            state_dict = type(state_dict)(
-                (k[len(prefix):], v) for k, v in state_dict.items()
-                if k.startswith(prefix))
-        load_state_dict_checked(
-            self, convert_to_mmcsn(state_dict), strict=True)
+        return intake.load_pretrained(
+            self, intake.PretrainedSpec(checkpoint, prefix, sha256),
+            CSN_FAMILY)
 
     # ------------------------------------------------------------ modes
     def _bns(self) -> Iterator[_BatchNorm]:
@@ -512,26 +558,3 @@ class CSN(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return outs[0] if len(outs) == 1 else tuple(outs)
-
-
-def _is_g(spec: BlockSpec) -> bool:
-    return spec.unit == 'group' or spec.group_pointwise
-
-
-def _flat(values: Iterable) -> List[int]:
-    out = []
-    for v in values:
-        out.extend(v if isinstance(v, (list, tuple)) else [v])
-    return out
-
-
-def _local_checkpoint(checkpoint: str) -> str:
-    """Return a local path, downloading an http(s) URL once to torch hub."""
-    if not checkpoint.startswith(('http://', 'https://')):
-        return checkpoint
-    folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
-    path = os.path.join(folder, os.path.basename(checkpoint.split('?')[0]))
-    if not os.path.isfile(path):
-        os.makedirs(folder, exist_ok=True)
-        torch.hub.download_url_to_file(checkpoint, path)
-    return path

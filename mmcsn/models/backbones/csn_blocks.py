@@ -19,11 +19,12 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
-from mmcsn.ops import DepthwiseConv3d, pointwise_conv3d, pointwise_fast_path
+from mmcsn.ops import FastConv3d, FastDepthwiseConv3d, ops_observed
+from mmcsn.ops.fast_conv import FastConvMixin
 
 __all__ = [
-    'BlockSpec', 'BLOCK_MODES', 'build_depthwise_conv3d', 'ConvNormAct',
-    'CSNBlock', 'make_csn_layer'
+    'BlockSpec', 'BLOCK_MODES', 'build_depthwise_conv3d',
+    'build_dense_conv3d', 'ConvNormAct', 'CSNBlock', 'make_csn_layer'
 ]
 
 Triple = Tuple[int, int, int]
@@ -84,10 +85,23 @@ def build_depthwise_conv3d(channels: int, kernel_size: Triple,
         padding (tuple[int]): Padding (t, h, w).
 
     Returns:
-        nn.Conv3d: A :class:`mmcsn.ops.DepthwiseConv3d`.
+        nn.Conv3d: A :class:`mmcsn.ops.FastDepthwiseConv3d` (a
+        :class:`mmcsn.ops.DepthwiseConv3d` that folds BN in its forward).
     """
-    return DepthwiseConv3d(
+    return FastDepthwiseConv3d(
         channels, kernel_size, stride=stride, padding=padding, bias=False)
+
+
+def build_dense_conv3d(conv_cfg: Dict, *args, **kwargs) -> nn.Module:
+    """``build_conv_layer``, with :class:`FastConv3d` for ``'Conv3d'``.
+
+    Other conv types are built by mmcv's registry as usual; they run
+    plainly (no GEMM path, no BN folding).
+    """
+    cfg = dict(conv_cfg)
+    if cfg.pop('type') in ('Conv3d', nn.Conv3d):
+        return FastConv3d(*args, **cfg, **kwargs)
+    return build_conv_layer(conv_cfg, *args, **kwargs)
 
 
 class ConvNormAct(nn.Module):
@@ -98,15 +112,21 @@ class ConvNormAct(nn.Module):
     attribute names (``conv`` and the norm's abbreviation, ``bn`` for BN)
     and therefore its state_dict keys.
 
-    In eval mode with gradients disabled (``fuse_bn_eval``), a BatchNorm is
-    folded into the conv weights on the fly for that call: one pass over the
-    output instead of two. The stored weights are untouched, so the
-    state_dict and train-mode behaviour do not change.
+    The fast paths run inside the conv module's own ``forward``
+    (:mod:`mmcsn.ops.fast_conv`), so a forward hook on ``conv`` sees every
+    call:
 
-    A dense 1x1x1 ``nn.Conv3d`` (groups 1, no padding or dilation) runs as a
-    matmul over channels-last positions on CPU
-    (:func:`mmcsn.ops.pointwise_conv3d`): same values up to summation
-    order, no layout copies, a faster backward.
+    - ``fuse_bn_eval``: in eval mode with gradients disabled, a BatchNorm
+      is folded into the conv on the fly for that call (one pass over the
+      output instead of two): ``conv(x, scale, shift)`` and the norm
+      module is not called. Stored weights, state_dict and train-mode
+      behaviour do not change. Tools that watch the ops (tracing, export,
+      ``torch.compile``, ``FlopCounterMode``) see conv + norm instead
+      (:func:`mmcsn.ops.ops_observed`).
+    - ``pointwise_gemm``: a dense 1x1x1 conv runs as GEMMs over
+      channels-last positions on CPU (:func:`mmcsn.ops.pointwise_conv3d`):
+      same values up to summation order, no layout copies, a faster
+      backward.
 
     Args:
         in_channels (int): Input channels.
@@ -128,6 +148,8 @@ class ConvNormAct(nn.Module):
             Defaults to ``dict(type='ReLU', inplace=True)``.
         fuse_bn_eval (bool): Fold BN into the conv in no-grad eval calls.
             Defaults to True.
+        pointwise_gemm (bool): Dense 1x1x1 convs as GEMMs.
+            Defaults to True.
     """
 
     def __init__(self,
@@ -143,13 +165,14 @@ class ConvNormAct(nn.Module):
                  norm_cfg: Dict = dict(
                      type='BN3d', requires_grad=True, eps=1e-3),
                  act_cfg: Optional[Dict] = dict(type='ReLU', inplace=True),
-                 fuse_bn_eval: bool = True) -> None:
+                 fuse_bn_eval: bool = True,
+                 pointwise_gemm: bool = True) -> None:
         super().__init__()
         if depthwise:
             self.conv = build_depthwise_conv3d(out_channels, kernel_size,
                                                stride, padding)
         else:
-            self.conv = build_conv_layer(
+            self.conv = build_dense_conv3d(
                 conv_cfg,
                 in_channels,
                 out_channels,
@@ -164,30 +187,30 @@ class ConvNormAct(nn.Module):
         self.activate = (
             build_activation_layer(act_cfg) if act_cfg is not None else None)
         self.fuse_bn_eval = fuse_bn_eval
-        conv = self.conv
-        self._pointwise = (
-            isinstance(conv, nn.Conv3d) and conv.kernel_size == (1, 1, 1)
-            and conv.groups == 1 and conv.dilation == (1, 1, 1)
-            and conv.padding in ((0, 0, 0), 'valid'))
+        self.pointwise_gemm = pointwise_gemm
 
     @property
     def norm(self) -> nn.Module:
         """nn.Module: The norm layer (named ``bn`` for BatchNorm)."""
         return getattr(self, self.norm_name)
 
+    @property
+    def pointwise_gemm(self) -> bool:
+        """bool: Whether the conv may run as GEMMs (its own flag)."""
+        return getattr(self.conv, 'pointwise_gemm', False)
+
+    @pointwise_gemm.setter
+    def pointwise_gemm(self, value: bool) -> None:
+        if isinstance(self.conv, FastConvMixin):
+            self.conv.pointwise_gemm = bool(value)
+
     def _can_fold(self) -> bool:
         norm = self.norm
         return (self.fuse_bn_eval and not torch.is_grad_enabled()
                 and isinstance(norm, _BatchNorm) and not norm.training
                 and norm.running_mean is not None
-                and isinstance(self.conv, nn.Conv3d))
-
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor,
-              bias: Optional[torch.Tensor]) -> torch.Tensor:
-        """``self.conv`` with other weights; 1x1x1 convs as a matmul."""
-        if self._pointwise and pointwise_fast_path(x):
-            return pointwise_conv3d(x, weight, bias, self.conv.stride)
-        return self.conv._conv_forward(x, weight, bias)
+                and isinstance(self.conv, FastConvMixin)
+                and not ops_observed())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Conv, norm (folded into the conv when allowed), activation."""
@@ -199,12 +222,7 @@ class ConvNormAct(nn.Module):
             shift = -norm.running_mean * scale
             if norm.bias is not None:
                 shift = shift + norm.bias
-            if self.conv.bias is not None:
-                shift = shift + self.conv.bias * scale
-            weight = self.conv.weight * scale.reshape(-1, 1, 1, 1, 1)
-            x = self._conv(x, weight, shift)
-        elif self._pointwise:
-            x = self.norm(self._conv(x, self.conv.weight, self.conv.bias))
+            x = self.conv(x, scale, shift)
         else:
             x = self.norm(self.conv(x))
         if self.activate is not None:

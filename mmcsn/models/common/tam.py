@@ -23,6 +23,8 @@ import torch.nn as nn
 from mmaction.registry import MODELS
 from torch import Tensor
 
+from mmcsn.validate import ArgSpec, Int, check_arg
+
 __all__ = ['TemporalAggregation', 'temporal_aggregate', 'default_offsets']
 
 
@@ -44,13 +46,13 @@ def default_offsets(blending_frames: int) -> List[int]:
     return list(range(-half, half + 1))
 
 
+# Frames blended by a TAM: odd, so that the current frame is the centre.
+BLENDING_FRAMES = Int(min=1, odd=True)
+
+
 def _check_blending_frames(blending_frames: int) -> None:
-    if (not isinstance(blending_frames, int) or isinstance(
-            blending_frames, bool) or blending_frames < 1
-            or blending_frames % 2 == 0):
-        raise ValueError(
-            f'blending_frames must be an odd int >= 1 (1, 3, 5, ...), got '
-            f'{blending_frames!r}')
+    check_arg('default_offsets', 'blending_frames', blending_frames,
+              BLENDING_FRAMES)
 
 
 def _weight_view(w: Tensor, ndim: int, channel_dim: int) -> Tensor:
@@ -252,19 +254,16 @@ class TemporalAggregation(nn.Module):
             Defaults to 3.
     """
 
+    @ArgSpec(
+        'TemporalAggregation',
+        channels=Int(min=1),
+        num_segments=Int(min=1),
+        blending_frames=BLENDING_FRAMES)
     def __init__(self,
                  channels: int,
                  num_segments: int,
                  blending_frames: int = 3) -> None:
         super().__init__()
-        for name, value in (('channels', channels), ('num_segments',
-                                                     num_segments)):
-            if (not isinstance(value, int) or isinstance(value, bool)
-                    or value <= 0):
-                raise ValueError(
-                    f'{name} must be a positive int (1, 2, ...), got '
-                    f'{value!r}')
-        _check_blending_frames(blending_frames)
         self.channels = channels
         self.num_segments = num_segments
         self.blending_frames = blending_frames

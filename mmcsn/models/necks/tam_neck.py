@@ -27,7 +27,13 @@ from mmaction.utils import OptConfigType, SampleList
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..common.tam import TemporalAggregation, temporal_aggregate
+from mmcsn.validate import ArgSpec, InitCfg, Int, Str
+
+from ..common.tam import (
+    BLENDING_FRAMES,
+    TemporalAggregation,
+    temporal_aggregate,
+)
 
 __all__ = ['TAMNeck']
 
@@ -68,6 +74,14 @@ class TAMNeck(BaseModule):
             initialisation described above.
     """
 
+    @ArgSpec(
+        'TAMNeck',
+        in_channels=Int(min=1),
+        num_segments=Int(min=1),
+        blending_frames=BLENDING_FRAMES,
+        collapse=Str(choices=COLLAPSE_MODES),
+        in_index=Int(),
+        init_cfg=InitCfg())
     def __init__(self,
                  in_channels: int,
                  num_segments: int,
@@ -76,13 +90,6 @@ class TAMNeck(BaseModule):
                  in_index: int = -1,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        _check_positive_int('in_channels', in_channels)
-        _check_positive_int('num_segments', num_segments)
-        if collapse not in COLLAPSE_MODES:
-            raise ValueError(f'collapse must be one of {COLLAPSE_MODES}, '
-                             f'got {collapse!r}')
-        if isinstance(in_index, bool) or not isinstance(in_index, int):
-            raise TypeError(f'in_index must be an int, got {in_index!r}')
         self.in_channels = in_channels
         self.num_segments = num_segments
         self.blending_frames = blending_frames
@@ -184,12 +191,4 @@ class TAMNeck(BaseModule):
             raise ValueError(f'TAMNeck expects a 5-D map (N, C, T, H, W), '
                              f'got shape {tuple(feat.shape)}')
         return feat
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    """Raise unless ``value`` is an int >= 1 (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'{name} must be an int, got {value!r}')
-    if value < 1:
-        raise ValueError(f'{name} must be >= 1, got {value}')
 

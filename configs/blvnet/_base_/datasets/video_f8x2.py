@@ -5,6 +5,12 @@
 # num_frames of a config that inherits it, so the configs with longer clips
 # rebuild these pipelines from `_base_.train_pipeline` etc. (mmengine's
 # Python-only access to base variables) with their own sampler settings.
+# A config that inherits a bLVNet-TAM config moves the data with the
+# dataset keys of each split (`ann_file`, `data_prefix`; the per-dataset
+# variables are read once, when their file is loaded), e.g.
+#   train_dataloader = dict(dataset=dict(
+#       ann_file='sthv2/train.txt', data_prefix=dict(video='sthv2/videos')))
+# (`data_prefix=dict(img=...)` for the sthv1 frames).
 num_frames = 16  # T = 2 x 8
 
 dataset_type = 'VideoDataset'

@@ -3,6 +3,9 @@
 # stock MMAction2 Recognizer2D + TSNHead. The configs set the depth, the
 # number of frames and the classes of their row.
 model = dict(
+    # MMAction2's registries for the model and its data preprocessor even
+    # when it is built without a Runner, e.g. MODELS.build(cfg.model)
+    _scope_='mmaction',
     type='Recognizer2D',
     backbone=dict(
         type='bLResNet',

@@ -1,7 +1,7 @@
 """The official bLVNet-TAM backbone and TAM, re-implemented for comparison.
 
-Written from ``shared/spec/blvnet.md`` (IBM/bLVNet-TAM at feadcd3,
-``core/models/blvnet_tam_backbone.py``): the same module names and
+Written from the official code (github.com/IBM/bLVNet-TAM at commit
+feadcd3, ``core/models/blvnet_tam_backbone.py``): the same module names and
 registration order (so ``load_state_dict`` of an mmcsn ``bLResNet``
 state_dict is strict) and the same forward, op for op:
 
@@ -14,7 +14,8 @@ state_dict is strict) and the same forward, op for op:
 The output is the official layer4 map ``(N * T / 2, 2048, h, w)`` (before
 ``gappool``); mmcsn's ``bLResNet`` returns it with each map twice, so
 ``ours[1::2]`` equals it. Used by ``tools/analysis/benchmark.py
---compare-impl official`` and by the tests; not part of the package.
+--compare-impl official`` (:mod:`mmcsn.benchmark.twins`) and by the tests;
+registered nowhere: a comparison twin, not a model to train.
 """
 from typing import List, Optional
 
@@ -25,6 +26,8 @@ from torch import Tensor
 
 __all__ = ['OfficialTAM', 'OfficialBLResNet', 'official_twin']
 
+# the official depth table, written here on purpose rather than imported
+# from mmcsn: a reference must not share the code it is compared with
 _LAYERS = {50: (3, 4, 6, 3), 101: (4, 8, 18, 3), 152: (5, 12, 30, 3)}
 
 
