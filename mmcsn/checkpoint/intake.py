@@ -33,6 +33,7 @@ from typing import (
 
 import torch
 import torch.nn as nn
+from mmengine.model.weight_init import initialize
 
 from .caffe2_pickle import load_caffe2_pickle
 from .download import cached_download, expected_sha256, file_sha256, is_url
@@ -47,7 +48,7 @@ from .strict import load_state_dict_checked
 
 __all__ = [
     'PretrainedSpec', 'CheckpointFamily', 'resolve_pretrained',
-    'read_checkpoint', 'select_prefix', 'load_pretrained'
+    'read_checkpoint', 'select_prefix', 'load_pretrained', 'init_backbone'
 ]
 
 StateDict = Dict[str, torch.Tensor]
@@ -272,3 +273,35 @@ def load_pretrained(module: nn.Module,
         unexpected=report['unexpected'],
         mismatched=report['mismatched'],
         ignored=ignored)
+
+
+def init_backbone(module: nn.Module,
+                  owner: str,
+                  default_init: Callable[[], None],
+                  pretrained: Optional[str] = None) -> None:
+    """The init order of every mmcsn backbone, in one place.
+
+    ``default_init`` (the family's from-scratch init), then the other
+    ``init_cfg`` entries (mmengine's ``initialize``), then the pretrained
+    source -- ``pretrained`` here, else ``module.pretrained`` or the
+    ``init_cfg`` ``Pretrained`` entry (both at once is an error) -- loaded
+    by ``module.load_pretrained`` through :func:`load_pretrained`.
+
+    Args:
+        module (nn.Module): The backbone; has ``pretrained``, ``init_cfg``
+            and ``load_pretrained(checkpoint, prefix, sha256)``.
+        owner (str): Its class name, for messages.
+        default_init (Callable[[], None]): Initialises from scratch.
+        pretrained (str, optional): Path or URL that replaces the
+            configured source. Defaults to None.
+    """
+    spec, others = resolve_pretrained(owner, module.pretrained,
+                                      module.init_cfg)
+    default_init()
+    if others:
+        initialize(module, others)
+    if pretrained:
+        spec = PretrainedSpec(pretrained)
+    if spec is not None:
+        module.load_pretrained(*spec)
+    module._is_init = True

@@ -17,8 +17,8 @@ library user) changes about itself, applied by
   exact message, never at ``import mmcsn``: a library user keeps every
   warning.
 
-The versions a run used (:func:`stack_versions`) are logged into the work
-dir's log by :class:`mmcsn.engine.VersionInfoHook`.
+The versions a run used are logged into the work dir's log by
+:class:`mmcsn.engine.VersionInfoHook` (which mmcsn's entry points add).
 """
 import ctypes
 import ctypes.util
@@ -27,11 +27,11 @@ import os
 import re
 import sys
 import warnings
-from typing import Dict, Sequence, Tuple
+from typing import Sequence, Tuple
 
 __all__ = [
     'tune_malloc', 'OPT_OUT_ENV', 'KNOWN_WARNINGS', 'KNOWN_LOG_WARNINGS',
-    'quiet_known_warnings', 'stack_versions', 'prepare_entry_process'
+    'quiet_known_warnings', 'prepare_entry_process'
 ]
 
 # set to 1 to make tune_malloc a no-op (e.g. memory-constrained servers)
@@ -131,34 +131,6 @@ def quiet_known_warnings() -> None:
 
         MMLogger.filter = _filter
         MMLogger._mmcsn_quiet = True
-
-
-def stack_versions() -> Dict[str, str]:
-    """Versions of mmcsn and the stack it runs on.
-
-    Returns:
-        dict: ``mmcsn``, ``mmaction2``, ``mmengine``, ``mmcv``, ``torch``
-        (with its CUDA build, or ``cpu``) and ``python``.
-    """
-    import mmaction
-    import mmengine
-    import torch
-
-    import mmcsn
-    try:
-        import mmcv
-        mmcv_version = mmcv.__version__
-    except ImportError:
-        mmcv_version = 'not installed'
-    cuda = torch.version.cuda
-    return {
-        'mmcsn': mmcsn.__version__,
-        'mmaction2': mmaction.__version__,
-        'mmengine': mmengine.__version__,
-        'mmcv': mmcv_version,
-        'torch': f'{torch.__version__} ({"CUDA " + cuda if cuda else "cpu"})',
-        'python': sys.version.split()[0],
-    }
 
 
 def prepare_entry_process(

@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import initialize
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -371,8 +370,11 @@ class bLResNet(BaseModule):
             pretrained (str, optional): Path or URL that replaces the
                 configured source. Defaults to None.
         """
-        spec, others = intake.resolve_pretrained('bLResNet', self.pretrained,
-                                                 self.init_cfg)
+        intake.init_backbone(self, 'bLResNet', self._init_from_scratch,
+                             pretrained)
+
+    def _init_from_scratch(self) -> None:
+        """The official init: kaiming convs, unit BN, zero last BN."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # includes the TAM weight holders
                 nn.init.kaiming_normal_(
@@ -383,13 +385,6 @@ class bLResNet(BaseModule):
         for m in self.modules():
             if isinstance(m, bLBottleneck):
                 nn.init.constant_(m.bn3.weight, 0)  # zero-init last BN
-        if others:
-            initialize(self, others)
-        if pretrained:
-            spec = intake.PretrainedSpec(pretrained)
-        if spec is not None:
-            self.load_pretrained(*spec)
-        self._is_init = True
 
     def load_pretrained(self,
                         checkpoint: str,

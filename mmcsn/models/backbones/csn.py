@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, initialize, kaiming_init
+from mmengine.model.weight_init import constant_init, kaiming_init
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from torch.nn.modules.utils import _triple
 
@@ -453,8 +453,11 @@ class CSN(BaseModule):
             pretrained (str, optional): Path or URL that replaces the
                 configured source. Defaults to None.
         """
-        spec, others = intake.resolve_pretrained('CSN', self.pretrained,
-                                                 self.init_cfg)
+        intake.init_backbone(self, 'CSN', self._init_from_scratch,
+                             pretrained)
+
+    def _init_from_scratch(self) -> None:
+        """ResNet3dCSN's init: kaiming convs, unit BN, zero last BN."""
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 kaiming_init(m)
@@ -464,13 +467,6 @@ class CSN(BaseModule):
             for m in self.modules():
                 if isinstance(m, CSNBlock):
                     constant_init(m.last_norm, 0)
-        if others:
-            initialize(self, others)
-        if pretrained:
-            spec = intake.PretrainedSpec(pretrained)
-        if spec is not None:
-            self.load_pretrained(*spec)
-        self._is_init = True
 
     def load_pretrained(self,
                         checkpoint: str,
