@@ -6,6 +6,9 @@
   fixture restores the count afterwards).
 * ``load_tool(rel_path)`` -- import a script under ``tools/`` (not a
   package) as a module: ``from conftest import load_tool``.
+* ``randomize_norms(model)`` -- non-trivial BN statistics and affine
+  parameters (seed 0), then eval mode: a wrong BN fold or a branch zeroed
+  by init cannot hide behind unit BNs.
 * ``BLVNET_FIXTURE`` -- ``tests/fixtures/blvnet``: reference logits of the
   official bLVNet-TAM code (see its README.md), vendored so that a clone
   alone shows parity.
@@ -44,6 +47,20 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def randomize_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """Random BN statistics and affine parameters (seed 0); eval mode."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.weight.data = torch.rand(n, generator=gen) + 0.5
+            m.bias.data = torch.rand(n, generator=gen) * 0.2 - 0.1
+            m.running_mean = torch.rand(n, generator=gen) * 0.2 - 0.1
+            m.running_var = torch.rand(n, generator=gen) + 0.5
+    model.eval()  # not `return model.eval()`: MMAction2's ResNet.train()
+    return model  # returns None
 
 
 def load_tool(rel_path: str) -> ModuleType:

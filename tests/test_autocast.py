@@ -16,6 +16,7 @@ asserts a GPU and is not testable here; see docs/safety.md.
 import pytest
 import torch
 import torch.nn as nn
+from conftest import randomize_norms
 from mmaction.registry import MODELS
 
 import mmcsn  # noqa: F401
@@ -44,19 +45,6 @@ class _ResNetTAM(nn.Module):
         return self.neck(maps)[0]
 
 
-def _randomize_norms(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics, so no branch is zeroed by init."""
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=gen) + 0.5
-            m.bias.data = torch.rand(n, generator=gen) * 0.2 - 0.1
-            m.running_mean = torch.rand(n, generator=gen) * 0.2 - 0.1
-            m.running_var = torch.rand(n, generator=gen) + 0.5
-    return model.eval()
-
-
 CASES = {
     'csn-ir': (lambda: CSN(depth=50, base_channels=4,
                            bottleneck_mode='ir'), (1, 3, 8, 32, 32)),
@@ -72,7 +60,7 @@ CASES = {
 def test_bf16_autocast_matches_fp32(name):
     build, shape = CASES[name]
     torch.manual_seed(0)
-    model = _randomize_norms(build())
+    model = randomize_norms(build())
     x = torch.randn(*shape)
     with torch.no_grad():
         ref = model(x)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import randomize_norms
 from mmaction.registry import MODELS
 
 import mmcsn  # noqa: F401
@@ -26,20 +27,6 @@ from mmcsn.models.backbones.csn import CSN
 
 BF16_OK, BF16_WHY = precision.cpu_bf16_support()
 needs_bf16 = pytest.mark.skipif(not BF16_OK, reason=BF16_WHY)
-
-
-def _randomize_norms(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics, so a wrong fold cannot hide."""
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=gen) + 0.5
-            m.bias.data = torch.rand(n, generator=gen) * 0.2 - 0.1
-            m.running_mean = torch.rand(n, generator=gen) * 0.2 - 0.1
-            m.running_var = torch.rand(n, generator=gen) + 0.5
-    model.eval()  # MMAction2's ResNet.train() returns None
-    return model
 
 
 def _tiny_csn():
@@ -82,7 +69,7 @@ def _close(out: torch.Tensor, ref: torch.Tensor, rtol: float) -> bool:
 def test_fold_conv_bn_matches_conv_then_bn(conv):
     bn = (nn.BatchNorm2d if isinstance(conv, nn.Conv2d) else
           nn.BatchNorm3d)(conv.out_channels)
-    _randomize_norms(bn)
+    randomize_norms(bn)
     x = torch.randn((2, conv.in_channels, 5, 6, 7)[:conv.weight.dim()])
     with torch.no_grad():
         ref = bn(conv(x))
@@ -101,7 +88,7 @@ def test_fold_conv_bn_refuses_mismatch():
 def test_fold_batchnorm_folds_every_bn_and_keeps_outputs(name):
     build, shape = MODELS_UNDER_TEST[name]
     torch.manual_seed(0)
-    model = _randomize_norms(build())
+    model = randomize_norms(build())
     x = torch.randn(shape)
     folded = copy.deepcopy(model)
     names = fold_batchnorm(folded, example_inputs=x)
@@ -118,7 +105,7 @@ def test_fold_batchnorm_folds_every_bn_and_keeps_outputs(name):
 def test_fold_without_example_leaves_forward_written_pairs():
     # bLResNet's blocks call bn(conv(x)) in forward: only a traced call
     # finds them, the Sequential shortcuts are found without one
-    model = _randomize_norms(_tiny_blresnet())
+    model = randomize_norms(_tiny_blresnet())
     folded = fold_batchnorm(copy.deepcopy(model))
     assert 0 < len(folded) < _bns(model)
 
@@ -137,7 +124,7 @@ class _SharedConvOutput(nn.Module):
 
 
 def test_traced_fold_that_changes_outputs_is_undone():
-    model = _randomize_norms(_SharedConvOutput())
+    model = randomize_norms(_SharedConvOutput())
     x = torch.randn(1, 3, 8, 8)
     with torch.no_grad():
         ref = model(x)
@@ -150,7 +137,7 @@ def test_traced_fold_that_changes_outputs_is_undone():
 
 def test_negative_control_a_wrong_fold_is_detected():
     # the check used above can fail: fold with a wrong statistic
-    model = _randomize_norms(_tiny_csn())
+    model = randomize_norms(_tiny_csn())
     x = torch.randn(1, 3, 4, 32, 32)
     folded = copy.deepcopy(model)
     fold_batchnorm(folded)
@@ -165,7 +152,7 @@ def test_negative_control_a_wrong_fold_is_detected():
 def test_bf16_inference_is_close_to_fp32(name):
     build, shape = MODELS_UNDER_TEST[name]
     torch.manual_seed(0)
-    model = _randomize_norms(build())
+    model = randomize_norms(build())
     x = torch.randn(shape)
     fast = prepare_for_inference(
         copy.deepcopy(model), 'bf16', example_inputs=x)

@@ -89,6 +89,25 @@ def test_entry_points_are_quiet_but_import_mmcsn_is_not():
     # negative control: the library import keeps every warning
     assert 'MultiScaleDeformableAttention' in stderr('-c', 'import mmcsn')
     assert stderr('tools/infer.py', '--help') == ''
+    assert stderr('tools/convert/vmz_to_mmcsn.py', '--help') == ''
+
+
+def _tool_scripts():
+    for path in sorted((REPO / 'tools').rglob('*.py')):
+        text = path.read_text()
+        if "__name__ == '__main__'" in text and ('from mmcsn' in text
+                                                 or 'import mmcsn' in text):
+            yield path
+
+
+@pytest.mark.parametrize('path', list(_tool_scripts()),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_every_entry_point_sets_up_the_process(path):
+    # every tool that imports mmcsn silences the known warnings and tunes
+    # malloc the same way (the subprocess test above shows it works)
+    text = path.read_text()
+    assert ('prepare_entry_process(' in text
+            or 'run_mmaction_tool(' in text), path
 
 
 def test_version_hook_logs_the_stack():

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -357,7 +358,12 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     os.chdir(REPO_ROOT)
-    import mmcsn  # noqa: F401  (stack fixes before anything of mmaction)
+    # importing mmcsn (stack fixes before anything of mmaction) is when
+    # upstream warnings fire: the known-harmless ones are silenced
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        from mmcsn.utils.runtime import prepare_entry_process
+    prepare_entry_process(caught)
 
     total = time.perf_counter()
     ensure_dataset(args.data_root)

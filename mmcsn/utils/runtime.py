@@ -133,8 +133,8 @@ def quiet_known_warnings() -> None:
         MMLogger._mmcsn_quiet = True
 
 
-def prepare_entry_process(
-        caught: Sequence[warnings.WarningMessage] = ()) -> None:
+def prepare_entry_process(caught: Sequence[warnings.WarningMessage] = (),
+                          malloc_tuning: bool = True) -> None:
     """What every mmcsn entry point does first.
 
     Silences the known warnings (:func:`quiet_known_warnings`), shows the
@@ -152,8 +152,12 @@ def prepare_entry_process(
         caught (Sequence[WarningMessage]): Warnings recorded while
             importing; the unknown ones are re-issued (through the
             normal filters). Defaults to none.
+        malloc_tuning (bool): Raise the malloc thresholds. False for a
+            tool that measures the default allocator (``benchmark.py
+            --malloc-tuning off``). Defaults to True.
     """
     quiet_known_warnings()
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    tune_malloc()
+    if malloc_tuning:
+        tune_malloc()

@@ -82,7 +82,7 @@ with warnings.catch_warnings(record=True) as _caught:
         time_interleaved,
         top_ops,
     )
-    from mmcsn.utils.runtime import quiet_known_warnings, tune_malloc
+    from mmcsn.utils.runtime import prepare_entry_process
 
 __all__ = ['main', 'parse_args']
 
@@ -201,11 +201,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         if not args.quiet:
             print(f'[benchmark] {line}', file=sys.stderr, flush=True)
 
-    quiet_known_warnings()
-    for w in _caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if args.malloc_tuning == 'on':
-        tune_malloc()
+    prepare_entry_process(_caught, malloc_tuning=args.malloc_tuning == 'on')
     torch.set_num_threads(args.threads)
     spec = BenchSpec(
         config=args.config,

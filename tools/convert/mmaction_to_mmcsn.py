@@ -15,9 +15,15 @@ Example::
 """
 import argparse
 import sys
+import warnings
 from typing import List, Optional
 
-from mmcsn.checkpoint.cli import csn_converter_parser, run_csn_converter
+# importing mmcsn is when upstream warnings fire: record them, then
+# prepare_entry_process silences the known-harmless ones, shows the rest
+with warnings.catch_warnings(record=True) as _caught:
+    warnings.simplefilter('always')
+    from mmcsn.checkpoint.cli import csn_converter_parser, run_csn_converter
+    from mmcsn.utils.runtime import prepare_entry_process
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -29,6 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; return the process exit status."""
+    prepare_entry_process(_caught)
     return run_csn_converter(parse_args(argv), 'mmaction')
 
 
