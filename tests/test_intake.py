@@ -345,6 +345,31 @@ def test_url_with_code_is_refused(server, hub_dir, tmp_path):
     assert not (tmp_path / 'PWNED').exists()
 
 
+def test_runner_url_loads_use_the_checked_cache(server, hub_dir, tmp_path):
+    """``load_from=URL`` / ``tools/test.py CFG URL`` go through mmengine's
+    ``_load_checkpoint``: same URL cache and checked reader as above."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    root, url, _ = server
+    v1 = _serve_csn(root, 'v1/csn.pth', seed=1)
+    v2 = _serve_csn(root, 'v2/csn.pth', seed=2)
+    key = 'conv1.conv.weight'
+    got1 = _load_checkpoint(f'{url}/v1/csn.pth', map_location='cpu')
+    got2 = _load_checkpoint(f'{url}/v2/csn.pth', map_location='cpu')
+    assert torch.equal(got1[key], v1[key])
+    assert torch.equal(got2[key], v2[key])  # not v1's cached csn.pth
+    assert os.path.isfile(cache_path(f'{url}/v2/csn.pth'))
+
+    class Marker:
+
+        def __reduce__(self):
+            return os.mkdir, (str(tmp_path / 'PWNED'), )
+
+    torch.save({'state_dict': v1, 'x': Marker()}, root / 'evil.pth')
+    with pytest.raises(UnsafeCheckpointError, match='would run code'):
+        _load_checkpoint(f'{url}/evil.pth', map_location='cpu')
+    assert not (tmp_path / 'PWNED').exists()
+
+
 # ------------------------------------------------- one table per family
 def test_architecture_tables_have_one_source():
     """Models and converters read the same objects from mmcsn.archs,

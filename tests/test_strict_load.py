@@ -96,6 +96,23 @@ def test_missing_bn_counter_is_not_a_misfit():
     StrictLoadHook().after_load_checkpoint(runner, state)
 
 
+def test_hook_and_checked_load_judge_alike():
+    """tools/test.py (the hook) and tools/infer.py
+    (``load_state_dict_checked``) share one comparison."""
+    from mmcsn.checkpoint.strict import load_state_dict_checked
+    runner = _Runner()
+    state = _ckpt(runner.model)
+    del state['state_dict']['bn.num_batches_tracked']
+    StrictLoadHook().after_load_checkpoint(runner, state)
+    report = load_state_dict_checked(_Model(), state['state_dict'])
+    assert not report['missing'] and not report['mismatched']
+    del state['state_dict']['bn.weight']  # a real misfit: both refuse
+    with pytest.raises(KeyMismatchError, match=r'1 missing key\(s\)'):
+        StrictLoadHook().after_load_checkpoint(runner, state)
+    with pytest.raises(KeyMismatchError, match=r'1 missing key\(s\)'):
+        load_state_dict_checked(_Model(), state['state_dict'])
+
+
 def test_missing_and_unexpected_counted():
     runner = _Runner()
     state = _ckpt(runner.model)

@@ -1,28 +1,31 @@
 """Kill-safe output of the extractor: features, metadata, failures.
 
 Each video gets ``NAME.npy`` (float32 ``(num_windows, C)``) and the
-sidecar ``NAME.json`` (metadata). Both are written to a hidden temporary
-file in the same folder, fsynced and renamed, the ``.json`` first and the
-``.npy`` last: the ``.npy`` is the commit mark. After ``kill -9`` at any
-moment every ``.npy``/``.json`` present loads; a video is done when its
-``.npy`` loads and its ``.json`` agrees with it and with the run's
-settings. Leftover temporaries of a killed run are removed when their
-video is processed again.
+sidecar ``NAME.json`` (metadata). Both are written with
+:func:`mmcsn.checkpoint.io.atomic_write` (a hidden temporary file in the
+same folder, fsynced and renamed; the mode follows the umask), the
+``.json`` first and the ``.npy`` last: the ``.npy`` is the commit mark.
+After ``kill -9`` at any moment every ``.npy``/``.json`` present loads;
+a video is done when its ``.npy`` loads and its ``.json`` agrees with it
+and with the run's settings. Leftover temporaries of a killed run are
+removed when their video is processed again.
 """
 import glob
-import hashlib
-import io
 import json
 import os
 import os.path as osp
-import tempfile
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+# one home each: atomic output (mode from the umask, dir fsync) and the
+# file digest that checkpoint intake uses too
+from mmcsn.checkpoint.download import file_sha256
+from mmcsn.checkpoint.io import atomic_write
+
 __all__ = [
     'atomic_write', 'save_video_features', 'meta_path', 'output_state',
-    'remove_stale_temps', 'write_failed_list', 'sha256_file', 'SETTINGS_KEYS'
+    'remove_stale_temps', 'write_failed_list', 'file_sha256', 'SETTINGS_KEYS'
 ]
 
 # metadata entries that must match for an existing output to be reused
@@ -33,44 +36,6 @@ SETTINGS_KEYS = ('window', 'feature_layer', 'compute_dtype', 'config_sha256',
 def meta_path(npy_path: str) -> str:
     """The sidecar ``.json`` of a features file."""
     return osp.splitext(npy_path)[0] + '.json'
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]
-                 ) -> None:
-    """Write ``path`` through a temporary file + fsync + rename.
-
-    Args:
-        path (str): Destination (its folder is created).
-        write (Callable): Called with the open binary temporary file.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    finally:
-        os.close(dir_fd)
 
 
 def remove_stale_temps(npy_path: str) -> List[str]:
@@ -91,8 +56,9 @@ def save_video_features(npy_path: str, feats: np.ndarray,
     """Write the metadata, then the features (the commit mark)."""
     feats = np.ascontiguousarray(feats, dtype=np.float32)
     text = json.dumps(meta, indent=1, sort_keys=True).encode()
-    atomic_write(meta_path(npy_path), lambda f: f.write(text))
-    atomic_write(npy_path, lambda f: np.save(f, feats, allow_pickle=False))
+    atomic_write(meta_path(npy_path), lambda f: f.write(text), force=True)
+    atomic_write(npy_path, lambda f: np.save(f, feats, allow_pickle=False),
+                 force=True)
 
 
 def _load_meta(npy_path: str) -> Optional[Dict]:
@@ -153,4 +119,4 @@ def write_failed_list(path: str, failures: List[Tuple[str, str]]) -> None:
         return
     text = ''.join(f'{video}\t{" ".join(reason.split())}\n'
                    for video, reason in failures).encode()
-    atomic_write(path, lambda f: f.write(text))
+    atomic_write(path, lambda f: f.write(text), force=True)

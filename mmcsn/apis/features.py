@@ -14,6 +14,7 @@ Per rank::
 With several ranks (``torchrun`` / slurm) the only communication is one
 reduction of the counts and failures after the last video.
 """
+import hashlib
 import os
 import os.path as osp
 import time
@@ -26,14 +27,16 @@ from mmengine.config import Config
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from torch.utils.data import DataLoader
 
+from mmcsn.checkpoint.errors import CheckpointError
+from mmcsn.utils.builders import test_pipeline_of
 from mmcsn.version import __version__
 
 from .clip_source import SAMPLERS, WindowBatches, WindowPipeline
 from .feature_io import (
+    file_sha256,
     output_state,
     remove_stale_temps,
     save_video_features,
-    sha256_file,
     write_failed_list,
 )
 from .fuse import fold_batchnorm
@@ -49,8 +52,9 @@ from .video_list import VideoEntry, read_video_list, shard_entries
 from .windows import TAIL_RULE, WindowSpec, num_full_windows, window_span
 
 __all__ = [
-    'FeatureExtractor', 'default_window_spec', 'extract_features',
-    'init_launcher', 'gather_summary', 'finish_failed_list', 'FAILED_FILE'
+    'FeatureExtractor', 'config_sha256', 'default_window_spec',
+    'extract_features', 'init_launcher', 'gather_summary',
+    'finish_failed_list', 'FAILED_FILE'
 ]
 
 FAILED_FILE = 'failed.txt'
@@ -62,14 +66,22 @@ def _identity(item):
 
 
 def _test_pipeline(cfg: Config) -> list:
-    for key in ('test_dataloader', 'val_dataloader'):
-        loader = cfg.get(key)
-        if loader and loader.get('dataset', {}).get('pipeline'):
-            return list(loader['dataset']['pipeline'])
-    if cfg.get('test_pipeline'):
-        return list(cfg['test_pipeline'])
-    raise ValueError('the config has no test pipeline (test_dataloader.'
-                     'dataset.pipeline or test_pipeline)')
+    pipeline = test_pipeline_of(cfg)
+    if not pipeline:
+        raise ValueError('the config has no test pipeline (test_dataloader.'
+                         'dataset.pipeline or test_pipeline)')
+    return pipeline
+
+
+def config_sha256(config: str) -> str:
+    """Hex SHA-256 of a config as resolved (``_base_`` files merged).
+
+    Hashing the top file alone would reuse stale features after an edit
+    of one of its ``_base_`` files; the resolved text changes with any of
+    them (and not with comments or formatting).
+    """
+    text = Config.fromfile(config).pretty_text
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
 def default_window_spec(cfg: Config,
@@ -177,8 +189,8 @@ class FeatureExtractor:
             feature_layer=(f'{type(self.model.backbone).__name__} {stage}, '
                            'mean over time, space and views'),
             compute_dtype={v: k for k, v in DTYPES.items()}[self.dtype],
-            config_sha256=sha256_file(config),
-            checkpoint_sha256=sha256_file(checkpoint))
+            config_sha256=config_sha256(config),
+            checkpoint_sha256=file_sha256(checkpoint))
         self.sources = dict(config=osp.abspath(config),
                             checkpoint=osp.abspath(checkpoint))
 
@@ -296,20 +308,27 @@ class FeatureExtractor:
             collate_fn=_identity,
             prefetch_factor=2 if workers else None)
         pending: Dict[int, dict] = {}
+        # a worker keeps decoding a video whose forward failed: its later
+        # messages (an 'error' too) must not count it a second time
+        failed = set()
         for kind, index, payload in loader:
             entry = by_index[index]
+            if index in failed:
+                continue
             if kind == 'start':
                 pending[index] = dict(info=payload, feats=[])
             elif kind == 'error':
                 pending.pop(index, None)
+                failed.add(index)
                 fail(entry, payload)
             elif index not in pending:
-                continue  # failed earlier; drop the rest of the video
+                continue  # never started; nothing to add to
             elif kind == 'batch':
                 try:
                     feats = self.forward(payload[1])
                 except Exception as err:
                     pending.pop(index)
+                    failed.add(index)
                     fail(entry, f'model forward failed: '
                          f'{type(err).__name__}: {err}')
                     continue
@@ -319,8 +338,16 @@ class FeatureExtractor:
             else:  # 'end'
                 state = pending.pop(index)
                 feats = np.concatenate(state['feats'])
-                save_video_features(entry.out, feats,
-                                    self._meta(entry, state['info'], feats))
+                try:
+                    save_video_features(
+                        entry.out, feats,
+                        self._meta(entry, state['info'], feats))
+                except (OSError, CheckpointError) as err:
+                    # one unwritable output (full disk, a file where its
+                    # folder should be) fails that video; the others go on
+                    failed.add(index)
+                    fail(entry, f'cannot write features: {err}')
+                    continue
                 summary.done += 1
                 bar.update(videos=1)
         bar.close()

@@ -17,6 +17,7 @@ the checkpoint is read with ``weights_only=True`` and loaded strictly: a
 checkpoint for another model is an error naming the mismatched keys, not
 a model that silently predicts from random weights.
 """
+import copy
 import os
 import os.path as osp
 import time
@@ -32,6 +33,7 @@ from mmcsn.checkpoint import (
     load_state_dict_checked,
     unwrap_state_dict,
 )
+from mmcsn.utils.builders import test_pipeline_of
 
 __all__ = [
     'VideoPrediction', 'init_recognizer_strict', 'load_label_map',
@@ -88,7 +90,10 @@ def init_recognizer_strict(config: Union[str, Config],
             ``'cpu'``.
 
     Returns:
-        nn.Module: The model in eval mode on ``device``, with ``cfg`` set.
+        nn.Module: The model in eval mode on ``device``, with ``cfg`` set
+        (a copy whose ``test_pipeline`` is
+        :func:`mmcsn.utils.builders.test_pipeline_of`'s, so MMAction2's
+        ``inference_recognizer`` runs the same pipeline).
 
     Raises:
         FileNotFoundError: The config or checkpoint does not exist.
@@ -118,6 +123,13 @@ def init_recognizer_strict(config: Union[str, Config],
     if checkpoint is not None:
         state = unwrap_state_dict(load_checkpoint_file(checkpoint))
         load_state_dict_checked(model, state, strict=True)
+    pipeline = test_pipeline_of(config)
+    if pipeline:
+        # MMAction2's inference_recognizer(model, ...) reads
+        # cfg.test_pipeline: make it the one mmcsn (and tools/test.py)
+        # runs, on a copy so the caller's config is left as it was
+        config = copy.deepcopy(config)
+        config.test_pipeline = pipeline
     model.cfg = config
     return model.to(device).eval()
 
@@ -150,8 +162,9 @@ def load_label_map(path: str, num_classes: int) -> List[str]:
 
 def _test_pipeline(cfg: Config):
     from mmengine.dataset import Compose
-    pipeline = cfg.get('test_pipeline') or cfg.get(
-        'test_dataloader', {}).get('dataset', {}).get('pipeline')
+
+    # the same pipeline as tools/test.py and the feature extractor
+    pipeline = test_pipeline_of(cfg)
     if not pipeline:
         raise ValueError('the config has neither test_pipeline nor '
                          'test_dataloader.dataset.pipeline')

@@ -10,9 +10,11 @@ The cache key is the whole URL, so ``.../v1/csn.pth`` and
 ``.../v2/csn.pth`` never share a file. The expected sha256 comes from the
 caller (``init_cfg=dict(type='Pretrained', checkpoint=URL,
 sha256=...)``) or, as in ``torch.hub``, from a hash prefix in the file
-name (``name-<8 or more hex digits>.pth``, OpenMMLab's convention); a
-mismatch is an error naming the URL, the expected and the actual hash,
-and nothing is kept.
+name (``name-<8 or more hex digits, at least one a-f>.pth``, OpenMMLab's
+convention, e.g. ``..._20210312-c7a3cc5b.pth``; an all-digit suffix such
+as ``-20210312`` is a date or version, not a hash); a mismatch is an
+error naming the URL, the expected and the actual hash, and nothing is
+kept. A download shorter than its Content-Length is an error too.
 """
 import hashlib
 import os
@@ -28,8 +30,9 @@ __all__ = ['is_url', 'expected_sha256', 'cache_path', 'cached_download',
            'file_sha256']
 
 URL_SCHEMES = ('http://', 'https://')
-# torch.hub's convention: ``<name>-<sha256 prefix>.<ext>``.
-_HASH_IN_NAME = re.compile(r'-([0-9a-f]{8,64})\.')
+# torch.hub's convention: ``<name>-<sha256 prefix>.<ext>``; the prefix
+# must hold a letter: ``-20210312.pth`` is a date far more often than a hash
+_HASH_IN_NAME = re.compile(r'-([0-9a-f]*[a-f][0-9a-f]*)\.')
 _HEX = re.compile(r'^[0-9a-f]{8,64}$')
 _CHUNK = 1 << 20
 
@@ -47,6 +50,11 @@ def _file_name(url: str) -> str:
 def expected_sha256(url: str, sha256: Optional[str] = None) -> Optional[str]:
     """The sha256 (or prefix of >= 8 hex digits) a download must have.
 
+    Without ``sha256``, a ``-<hex>.`` suffix of the URL's file name is taken
+    as a sha256 prefix only when it has 8 to 64 hex digits and at least one
+    letter a-f (``csn_20210312-c7a3cc5b.pth``); an all-digit suffix
+    (``ircsn_r50-20210312.pth``) is a date or version and is ignored.
+
     Args:
         url (str): The URL.
         sha256 (str, optional): Given by the config; wins over the name.
@@ -60,8 +68,10 @@ def expected_sha256(url: str, sha256: Optional[str] = None) -> Optional[str]:
             raise ValueError(f'sha256 must be 8 to 64 hex digits, got '
                              f'{sha256!r}')
         return sha256
-    match = _HASH_IN_NAME.search(_file_name(url))
-    return match.group(1) if match else None
+    for match in _HASH_IN_NAME.finditer(_file_name(url)):
+        if 8 <= len(match.group(1)) <= 64:
+            return match.group(1)
+    return None
 
 
 def cache_dir() -> str:
@@ -146,16 +156,36 @@ def cached_download(url: str,
 def _fetch(url: str, out, path: str, timeout: float) -> str:
     """Stream ``url`` into ``out``; return the content's sha256."""
     digest = hashlib.sha256()
+    received = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
+            expected = _content_length(response)
             for chunk in iter(lambda: response.read(_CHUNK), b''):
                 digest.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
     except (OSError, ValueError) as err:  # URLError, HTTPError, timeouts
         reason = getattr(err, 'reason', None) or err
         raise DownloadError(
             f'cannot download {url!r}: {reason} (no cached copy at '
             f'{path!r})', url) from err
+    # read(amt) returns short data when the server closes early; without
+    # an expected hash the partial file would be cached as complete
+    if expected is not None and received != expected:
+        raise DownloadError(
+            f'cannot download {url!r}: incomplete, expected {expected} '
+            f'bytes (Content-Length), received {received}; nothing '
+            f'cached at {path!r}', url)
     out.flush()
     os.fsync(out.fileno())
     return digest.hexdigest()
+
+
+def _content_length(response) -> Optional[int]:
+    """The response's Content-Length, or None when absent or unusable."""
+    value = response.headers.get('Content-Length')
+    try:
+        length = int(value)
+    except (TypeError, ValueError):
+        return None
+    return length if length >= 0 else None

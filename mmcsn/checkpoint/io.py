@@ -12,7 +12,7 @@ import pickle
 import stat
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Union
+from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -29,9 +29,10 @@ from .errors import (
 from .strict import describe_key_mismatch, load_state_dict_checked
 
 __all__ = [
-    'CheckpointError', 'check_readable', 'check_output', 'checkpoint_kind',
-    'load_checkpoint_file', 'unwrap_state_dict', 'save_checkpoint_atomic',
-    'load_state_dict_checked', 'describe_key_mismatch'
+    'CheckpointError', 'atomic_write', 'check_readable', 'check_output',
+    'checkpoint_kind', 'load_checkpoint_file', 'unwrap_state_dict',
+    'save_checkpoint_atomic', 'load_state_dict_checked',
+    'describe_key_mismatch'
 ]
 
 StateDict = Dict[str, torch.Tensor]
@@ -205,13 +206,8 @@ def save_checkpoint_atomic(obj: object,
                            protect: Optional[List[PathLike]] = None) -> str:
     """Write ``obj`` with ``torch.save``, atomically and exclusively.
 
-    The data goes to a temporary file in the destination folder and is
-    fsynced. Without ``force`` it then gets its final name with
-    ``os.link``, which fails if the name exists -- so of two writers
-    racing for one new output exactly one wins and the other gets
-    :class:`OutputExistsError`; with ``force`` ``os.replace`` swaps it in.
-    Either way a reader sees the old file or the complete new one. The
-    mode follows the umask (``0o666 & ~umask``), as ``open()`` would.
+    See :func:`atomic_write` (this is ``atomic_write(path, lambda f:
+    torch.save(obj, f), force, protect)``).
 
     Args:
         obj (object): What to save.
@@ -219,6 +215,43 @@ def save_checkpoint_atomic(obj: object,
         force (bool): Overwrite an existing ``path``. Defaults to False.
         protect (list[str], optional): Paths that must never be written
             (the converter's input). Defaults to None.
+
+    Returns:
+        str: The absolute path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        CheckpointIsADirectoryError: ``path`` is a directory.
+        CheckpointPermissionError: The folder is not writable.
+        ValueError: ``path`` is one of ``protect``.
+    """
+    return atomic_write(path, lambda f: torch.save(obj, f), force, protect)
+
+
+def atomic_write(path: PathLike,
+                 write: Callable[[BinaryIO], None],
+                 force: bool = False,
+                 protect: Optional[List[PathLike]] = None) -> str:
+    """Write a file atomically and, unless ``force``, exclusively.
+
+    ``write`` fills a temporary file in the destination folder (created
+    if missing), which is fsynced. Without ``force`` it then gets its
+    final name with ``os.link``, which fails if the name exists -- so of
+    two writers racing for one new output exactly one wins and the other
+    gets :class:`OutputExistsError`; with ``force`` ``os.replace`` swaps
+    it in. Either way a reader sees the old file or the complete new
+    one, a failed ``write`` leaves nothing behind, and the folder is
+    fsynced so the rename survives a crash. The mode follows the umask
+    (``0o666 & ~umask``), as ``open()`` would. The one home of atomic
+    output: checkpoints, extracted features, ONNX exports.
+
+    Args:
+        path (str | PathLike): Destination.
+        write (Callable[[BinaryIO], None]): Called once with the open
+            binary temporary file.
+        force (bool): Overwrite an existing ``path``. Defaults to False.
+        protect (list[str], optional): Paths that must never be written
+            (a tool's inputs). Defaults to None.
 
     Returns:
         str: The absolute path written.
@@ -240,7 +273,7 @@ def save_checkpoint_atomic(obj: object,
         raise os_error(err, folder, 'output folder', 'write') from err
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600

@@ -7,7 +7,38 @@ import torch.nn as nn
 
 from .errors import KeyMismatchError
 
-__all__ = ['describe_key_mismatch', 'load_state_dict_checked']
+__all__ = ['compare_state_dicts', 'describe_key_mismatch',
+           'load_state_dict_checked']
+
+
+def compare_state_dicts(own: Mapping[str, torch.Tensor],
+                        loaded: Mapping[str, object]) -> Dict[str, list]:
+    """Keys of ``loaded`` that do not fit a model whose state is ``own``.
+
+    The one key comparison of mmcsn: :class:`~mmcsn.engine.StrictLoadHook`
+    (``tools/test.py``, ``load_from``, ``--resume``) and
+    :func:`load_state_dict_checked` (``tools/infer.py``, the converters,
+    ``pretrained=``) both judge a file with it.
+
+    Args:
+        own (Mapping[str, Tensor]): ``model.state_dict()``.
+        loaded (Mapping[str, object]): The checkpoint's weights.
+
+    Returns:
+        dict: ``missing``, ``unexpected`` and ``mismatched`` key lists.
+    """
+    mismatched = [
+        k for k, v in loaded.items() if k in own and (
+            not isinstance(v, torch.Tensor)
+            or tuple(v.shape) != tuple(own[k].shape))
+    ]
+    return dict(
+        # BatchNorm's step counter is not a weight, and torch itself fills
+        # it in for checkpoints written before it existed (VMZ, caffe2)
+        missing=[k for k in own if k not in loaded
+                 and not k.endswith('.num_batches_tracked')],
+        unexpected=[k for k in loaded if k not in own],
+        mismatched=mismatched)
 
 
 def describe_key_mismatch(missing: List[str],
@@ -61,15 +92,11 @@ def load_state_dict_checked(
         dict: ``missing``, ``unexpected`` and ``mismatched`` key lists and
         ``kept_init`` (allowed-missing keys left at their init).
     """
-    own = module.state_dict()
-    mismatched = [
-        k for k, v in state_dict.items()
-        if k in own and tuple(own[k].shape) != tuple(v.shape)
-    ]
+    found = compare_state_dicts(module.state_dict(), state_dict)
+    missing, unexpected, mismatched = (
+        found['missing'], found['unexpected'], found['mismatched'])
     fitting = OrderedDict(
         (k, v) for k, v in state_dict.items() if k not in mismatched)
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
     kept_init = []
     if allowed_missing is not None and not any(
             allowed_missing(k) for k in state_dict):

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    'RefusedByAllowList', 'mmengine_safe_globals', 'safe_global_names',
-    'install_safe_globals'
+    'RefusedByAllowList', 'check_dtype_state', 'mmengine_safe_globals',
+    'safe_global_names', 'install_safe_globals'
 ]
 
 # HistoryBuffer's statistics methods mmengine pickles by reference.
@@ -96,6 +96,10 @@ def _checked_dtype(obj=None, align=False, copy=False, *args):
 
     Returns numpy's builtin instance: its ``__setstate__`` (the BUILD that
     follows in the pickle) leaves it unchanged, unlike a fresh copy's.
+    That also drops the byte order, which lives only in the BUILD state;
+    torch's unpickler gives that state to numpy, not to mmcsn, so only
+    unpicklers that route BUILD to mmcsn can refuse it
+    (:func:`check_dtype_state`).
     """
     # type checks first: ``in`` on an array argument would compare
     # elementwise
@@ -104,6 +108,43 @@ def _checked_dtype(obj=None, align=False, copy=False, *args):
             or type(copy) not in (bool, int) or copy not in (0, 1)):
         raise _refuse(f'numpy.dtype{(obj, align, copy) + args!r}')
     return np.dtype(obj)
+
+
+def check_dtype_state(dtype: np.dtype, state: object) -> None:
+    """Check the BUILD state that follows ``numpy.dtype(code, False, True)``.
+
+    numpy pickles a numeric dtype as that call plus the state
+    ``(3, byte order, None, None, None, -1, -1, 0)``. Anything else (object
+    flags, fields, sizes) is refused, and so is a non-native byte order:
+    the builtin dtype :func:`_checked_dtype` returns ignores the state, so
+    ``np.arange(3, dtype='>f8')`` would load as ``[0, 3e-319, 3e-322]``.
+    mmengine never writes non-native arrays. Used where the unpickler lets
+    mmcsn see BUILD (:mod:`mmcsn.checkpoint.caffe2_pickle`).
+
+    Args:
+        dtype (np.dtype): A dtype from :func:`_checked_dtype`.
+        state (object): The BUILD state from the pickle.
+
+    Raises:
+        RefusedByAllowList: The state is not the one numpy writes for a
+            native ``dtype``.
+    """
+    genuine = dtype.__reduce__()[2]
+    # compare types first: ``==`` on an array from the pickle is elementwise
+    if (type(state) is tuple and len(state) == len(genuine) and all(
+            type(got) is type(want) and got == want
+            for got, want in zip(state[2:] + state[:1],
+                                 genuine[2:] + genuine[:1]))):
+        order = state[1] if type(state[1]) is str else None
+        if order in (genuine[1], '='):
+            return
+        if order in ('<', '>'):
+            raise _refuse(
+                f'numpy dtype {dtype.str[1:]!r} with non-native byte order '
+                f'{order!r} (only native {genuine[1]!r} arrays are loaded: '
+                'their values would be misread)')
+    raise _refuse(f'numpy dtype {dtype.str[1:]!r} with state {state!r} '
+                  f'(numpy writes {genuine!r})')
 
 
 class _NDArrayName:

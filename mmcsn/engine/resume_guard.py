@@ -30,11 +30,48 @@ class ResumeError(CheckpointError):
     reason = 'nothing to resume'
 
 
-def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('positional', nargs='*')
-    parser.add_argument('--work-dir')
-    parser.add_argument('--resume', nargs='?', const='auto')
+# MMAction2 1.2's own option table (mmaction/.mim/tools/{train,test}.py),
+# so an option's value is never taken for the config or checkpoint
+_POSITIONALS = {'train.py': ('config', ), 'test.py': ('config', 'checkpoint')}
+_VALUE_OPTIONS = {
+    'train.py': (('--work-dir', ), ('--seed', ), ('--launcher', ),
+                 ('--local_rank', '--local-rank')),
+    'test.py': (('--work-dir', ), ('--dump', ), ('--show-dir', ),
+                ('--interval', ), ('--wait-time', ), ('--launcher', ),
+                ('--local_rank', '--local-rank')),
+}
+_FLAGS = {
+    'train.py': ('--amp', '--no-validate', '--auto-scale-lr',
+                 '--diff-rank-seed', '--deterministic'),
+    'test.py': ('--show', ),
+}
+
+
+class _Unparsable(Exception):
+    """The arguments do not parse as MMAction2's tool would take them."""
+
+
+class _Parser(argparse.ArgumentParser):
+
+    def error(self, message: str):
+        raise _Unparsable(message)
+
+
+def _parse(tool: str, argv: Sequence[str]) -> argparse.Namespace:
+    """``argv`` parsed as MMAction2's ``tool`` parses it.
+
+    Raises:
+        _Unparsable: The tool itself would reject ``argv``.
+    """
+    parser = _Parser(add_help=False)
+    for name in _POSITIONALS.get(tool, ()):
+        parser.add_argument(name)
+    for names in _VALUE_OPTIONS.get(tool, ()):
+        parser.add_argument(*names)
+    for flag in _FLAGS.get(tool, ()):
+        parser.add_argument(flag, action='store_true')
+    if tool == 'train.py':
+        parser.add_argument('--resume', nargs='?', const='auto')
     parser.add_argument('--cfg-options', nargs='+', default=[])
     args, _ = parser.parse_known_args(list(argv))
     return args
@@ -47,7 +84,7 @@ def _work_dir(args: argparse.Namespace) -> str:
             return option.split('=', 1)[1]
     if args.work_dir:
         return args.work_dir
-    config = args.positional[0]
+    config = args.config
     from mmengine.config import Config
     work_dir = Config.fromfile(config).get('work_dir')
     return work_dir or osp.join('./work_dirs',
@@ -89,15 +126,21 @@ def check_tool_args(tool: str, argv: Sequence[str]) -> None:
         CheckpointError: A checkpoint named on the command line is not a
             readable, non-empty file.
     """
-    args = _parse(argv)
-    if tool == 'test.py' and len(args.positional) >= 2:
-        _check_file(args.positional[1], 'checkpoint')
-    if tool != 'train.py' or args.resume is None or not args.positional:
+    try:
+        args = _parse(tool, argv)
+    except _Unparsable:
+        return  # MMAction2's script reports its own usage error
+    if tool == 'test.py':
+        _check_file(args.checkpoint, 'checkpoint')
+    if tool != 'train.py' or args.resume is None:
         return
     if args.resume != 'auto':
         _check_file(args.resume, '--resume checkpoint')
         return
-    work_dir = _work_dir(args)
+    try:
+        work_dir = _work_dir(args)
+    except Exception:  # an unreadable config: the tool itself says so
+        return
     if osp.exists(osp.join(work_dir, 'last_checkpoint')):
         return
     newest = newest_checkpoint(work_dir)

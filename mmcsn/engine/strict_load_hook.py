@@ -11,52 +11,34 @@ calls ``after_load_checkpoint`` *before* the weights go in::
       -> _load_checkpoint(file)             (mmcsn's checked reader)
       -> hooks.after_load_checkpoint(ckpt)  <- StrictLoadHook: compare
       -> load into the model, strict=False     keys and shapes, raise
-      -> (resume) message hub, optimizer       or log what is skipped
+      -> (resume) message hub, optimizer       or log what is skipped;
+                                               vet the message hub's
+                                               paths mmengine deletes
 
 so this hook, named in the config, makes MMAction2's own scripts strict
 without forking them.
 """
 import os.path as osp
 import re
-from typing import Dict, Mapping, Optional
+from typing import Mapping, Optional
 
 import torch
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from mmcsn.checkpoint.errors import KeyMismatchError, NoStateDictError
-from mmcsn.checkpoint.strict import describe_key_mismatch
+from mmcsn.checkpoint.errors import (
+    KeyMismatchError,
+    NoStateDictError,
+    UnsafeCheckpointError,
+)
+from mmcsn.checkpoint.strict import compare_state_dicts, describe_key_mismatch
 from mmcsn.validate import ArgSpec, Bool, Maybe
 
 __all__ = ['StrictLoadHook', 'compare_state_dicts']
 
 # the config key that opts out (``--cfg-options strict_load=False``)
 CFG_KEY = 'strict_load'
-
-
-def compare_state_dicts(own: Mapping[str, torch.Tensor],
-                        loaded: Mapping[str, object]) -> Dict[str, list]:
-    """Keys of ``loaded`` that do not fit a model whose state is ``own``.
-
-    Args:
-        own (Mapping[str, Tensor]): ``model.state_dict()``.
-        loaded (Mapping[str, object]): The checkpoint's weights.
-
-    Returns:
-        dict: ``missing``, ``unexpected`` and ``mismatched`` key lists.
-    """
-    mismatched = [
-        k for k, v in loaded.items() if k in own and (
-            not isinstance(v, torch.Tensor) or v.shape != own[k].shape)
-    ]
-    return dict(
-        # BatchNorm's step counter is not a weight, and torch itself fills
-        # it in for checkpoints written before it existed (VMZ, caffe2)
-        missing=[k for k in own if k not in loaded
-                 and not k.endswith('.num_batches_tracked')],
-        unexpected=[k for k in loaded if k not in own],
-        mismatched=mismatched)
 
 
 @HOOKS.register_module()
@@ -71,6 +53,10 @@ class StrictLoadHook(Hook):
     resume, before training starts). Partial loading is an explicit
     opt-in, ``strict=False`` here or ``--cfg-options strict_load=False``
     on the command line; it logs every skipped key.
+
+    Whatever ``strict`` is, the checkpoint's message hub is vetted first
+    (see :func:`_check_message_hub`): paths mmengine's ``CheckpointHook``
+    would delete on resume must be ``best_*.pth`` files in the work dir.
 
     Example::
 
@@ -97,8 +83,9 @@ class StrictLoadHook(Hook):
         return value
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Compare the checkpoint with the model; refuse or log."""
+        """Check the message hub, compare the weights; refuse or log."""
         source = _source(runner)
+        _check_message_hub(runner, checkpoint, source)
         loaded = checkpoint.get('state_dict', checkpoint) \
             if isinstance(checkpoint, Mapping) else checkpoint
         if not isinstance(loaded, Mapping) or not any(
@@ -136,3 +123,63 @@ def _source(runner) -> str:
         with open(last) as f:
             return f.read().strip()
     return '<checkpoint>'
+
+
+# mmengine's CheckpointHook names its best checkpoints
+# ``best_<indicator>_<epoch_N|iter_N>.pth`` (``_save_best_checkpoint``)
+_BEST_NAME = re.compile(r'^best_.+\.pth$')
+
+
+def _check_message_hub(runner, checkpoint: object, source: str) -> None:
+    """Refuse or drop the paths a resumed message hub makes mmengine delete.
+
+    On resume mmengine's ``CheckpointHook`` takes ``best_ckpt`` /
+    ``best_ckpt_<key>`` from the checkpoint's message hub and removes that
+    path (file or whole directory) at the first better score, and formats
+    each ``keep_ckpt_ids`` entry into a file name it removes. Both are
+    data from the file, so a crafted checkpoint could delete anything the
+    user can. This runs before mmengine applies the hub (``Runner.resume``
+    calls ``load_checkpoint`` -> ``after_load_checkpoint`` first): a
+    ``keep_ckpt_ids`` that is not a list of ints is refused, and a best
+    path that is not a ``best_*.pth`` inside ``runner.work_dir`` is
+    dropped with a warning (a checkpoint resumed from another work dir
+    then simply keeps its old best file).
+    """
+    hub = checkpoint.get('message_hub') \
+        if isinstance(checkpoint, Mapping) else None
+    info = hub.get('runtime_info') if isinstance(hub, Mapping) \
+        else getattr(hub, 'runtime_info', None)
+    if not isinstance(info, dict):
+        return
+    ids = info.get('keep_ckpt_ids', [])
+    if not isinstance(ids, (list, tuple)) or not all(
+            type(i) is int for i in ids):
+        raise UnsafeCheckpointError(
+            f'refused to resume from {source!r}: its message hub\'s '
+            f'keep_ckpt_ids={_short(ids)} is not a list of ints; mmengine '
+            'would delete the files it names', source)
+    work_dir = osp.realpath(str(getattr(runner, 'work_dir', '')))
+    for key in [k for k in info
+                if k == 'best_ckpt' or str(k).startswith('best_ckpt_')]:
+        path = info[key]
+        if isinstance(path, str) and _is_own_best(path, work_dir):
+            continue
+        del info[key]
+        runner.logger.warning(
+            f'{source!r}: dropped message hub entry {key}={_short(path)} '
+            f'(not a best_*.pth in the work dir {work_dir!r}); mmengine '
+            'would delete it when a better checkpoint is saved')
+
+
+def _is_own_best(path: str, work_dir: str) -> bool:
+    """Whether ``path`` (and what it resolves to) is a ``best_*.pth`` in
+    ``work_dir``: the only kind of file mmengine's hook writes there."""
+    real = osp.realpath(path)
+    return bool(_BEST_NAME.match(osp.basename(path))
+                and _BEST_NAME.match(osp.basename(real))
+                and osp.commonpath([work_dir, real]) == work_dir)
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'

@@ -24,7 +24,8 @@ from mmengine.config import Config, DictAction
 
 __all__ = [
     'load_config', 'build_model', 'input_shape_from_config',
-    'recognizer_forward', 'recognizer_input_shape', 'TensorGraph'
+    'recognizer_forward', 'recognizer_input_shape', 'test_pipeline_of',
+    'TensorGraph'
 ]
 
 CfgOptions = Union[None, dict, Sequence[str]]
@@ -112,15 +113,32 @@ def build_model(cfg: Union[str, Config],
     return MODELS.build(model_cfg)
 
 
-def _test_pipeline(cfg: Config) -> Optional[list]:
+def test_pipeline_of(cfg: Config) -> Optional[list]:
+    """The config's test pipeline: the one home of this lookup.
+
+    Precedence: ``test_dataloader.dataset.pipeline`` (nested datasets
+    such as ``RepeatDataset`` unwrapped), else ``test_pipeline``. The
+    dataloader's comes first because it is what ``tools/test.py`` runs
+    (``test_pipeline`` is only a variable the config may or may not have
+    passed to it), so inference, feature extraction, export and
+    complexity counting see exactly the frames that testing scored.
+
+    Args:
+        cfg (Config): The config.
+
+    Returns:
+        list | None: The pipeline's transform dicts, or None if the config
+        has neither.
+    """
     loader = cfg.get('test_dataloader')
     dataset = loader.get('dataset') if isinstance(loader, dict) else None
     while isinstance(dataset, dict) and 'pipeline' not in dataset and \
             isinstance(dataset.get('dataset'), dict):
         dataset = dataset['dataset']  # RepeatDataset and the like
     if isinstance(dataset, dict) and dataset.get('pipeline'):
-        return dataset['pipeline']
-    return cfg.get('test_pipeline')
+        return list(dataset['pipeline'])
+    pipeline = cfg.get('test_pipeline')
+    return list(pipeline) if pipeline else None
 
 
 def _hw(size, what: str) -> Tuple[int, int]:
@@ -135,8 +153,7 @@ def _hw(size, what: str) -> Tuple[int, int]:
 def input_shape_from_config(cfg: Config) -> Tuple[List[int], int]:
     """The backbone input shape of one test view, from the test pipeline.
 
-    The pipeline is ``test_dataloader.dataset.pipeline`` (or
-    ``test_pipeline``). Rules, in pipeline order:
+    The pipeline is :func:`test_pipeline_of`'s. Rules, in pipeline order:
 
     * ``SampleFrames`` (and the other samplers): ``clip_len`` frames x
       ``num_clips`` clips;
@@ -158,7 +175,7 @@ def input_shape_from_config(cfg: Config) -> Tuple[List[int], int]:
         tuple[list[int], int]: The shape and the number of views one test
         sample makes (clips x crops for 3D, crops for 2D).
     """
-    pipeline = _test_pipeline(cfg)
+    pipeline = test_pipeline_of(cfg)
     if not pipeline:
         raise ValueError('the config has no test pipeline '
                          '(test_dataloader.dataset.pipeline or '

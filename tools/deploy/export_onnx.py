@@ -3,7 +3,7 @@
 Examples::
 
     python tools/deploy/export_onnx.py CONFIG model.onnx \\
-        --checkpoint ckpt.pth --verify
+        --checkpoint ckpt.pth --verify [--force]
     python tools/deploy/export_onnx.py '{"type": "CSN", "depth": 50}' \\
         csn50.onnx --shape 1 3 8 112 112
 
@@ -16,7 +16,6 @@ exported in eval mode at opset 17 (:mod:`mmcsn.utils.deploy`). Needs
 "mmcsn[deploy]"``.
 """
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -52,6 +51,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='compare ONNX Runtime with PyTorch (max abs difference)')
     parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite an existing output (default: refuse it)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         default=None,
@@ -63,7 +66,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     """Build, optionally load weights, export and verify.
 
     Exits with status 1 and the install command when ``onnx`` (or, with
-    ``--verify``, ``onnxruntime``) is missing.
+    ``--verify``, ``onnxruntime``) is missing. An existing output is
+    refused (``OutputExistsError``, before any work) unless ``--force``;
+    the file is written with :func:`mmcsn.checkpoint.io.atomic_write`.
 
     Returns:
         dict: ``path``, ``shape`` and, with ``--verify``, ``max_abs_diff``.
@@ -81,6 +86,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import torch
 
     from mmcsn.checkpoint.io import (
+        atomic_write,
+        check_output,
         load_checkpoint_file,
         load_state_dict_checked,
         unwrap_state_dict,
@@ -101,6 +108,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 out.samefile(given):
             raise ValueError(f'output {args.output!r} is the {name} file: '
                              'refusing to overwrite an input')
+    inputs = [p for p in (args.config, args.checkpoint)
+              if p and Path(p).is_file()]
+    check_output(out, args.force, inputs)  # before the slow part
     cfg = load_config(args.config, args.cfg_options)
     model = build_model(cfg)
     if args.checkpoint:
@@ -109,14 +119,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     shape = args.shape or input_shape_from_config(cfg)[0]
     example = torch.randn(recognizer_input_shape(model, shape))
     graph = TensorGraph(model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # a failed export never leaves a truncated file under the output name
-    part = out.with_name(out.name + '.part')
-    try:
-        export_onnx(graph, example, str(part), args.opset)
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
+    # a unique temporary name: a failed export leaves nothing, concurrent
+    # exports and the user's own files are never touched
+    atomic_write(out, lambda f: export_onnx(graph, example, f, args.opset),
+                 args.force, inputs)
     result = dict(path=args.output, shape=list(shape))
     print(f'exported {args.output} (opset {args.opset}, input '
           f'{"x".join(map(str, example.shape))})')
@@ -128,7 +134,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
         print(f'ONNX Runtime vs PyTorch: max abs diff '
               f'{result["max_abs_diff"]:.3g}')
     return result
-
 
 
 if __name__ == '__main__':
