@@ -17,14 +17,26 @@ and ``shift``). Parameters and state_dict keys are those of ``nn.Conv3d``.
   ``pointwise_gemm`` is True and :func:`pointwise_fast_path` allows.
 * :class:`FastDepthwiseConv3d`: :class:`DepthwiseConv3d` (fast backward)
   that accepts the same ``scale``/``shift``.
-"""
-from typing import Optional
 
+In a no-grad GEMM call with fewer output positions than input channels
+(the late stages of a CSN: 16 or 98 positions against 256-2048 channels)
+``scale``/``shift`` are applied to the ``(positions, C_out)`` product
+instead of the ``(C_out, C_in)`` weight
+(:func:`mmcsn.ops.pointwise.pointwise_conv3d_scaled`): fewer elements to
+scale, and the unfolded order of operations.
+"""
+from typing import Optional, Tuple
+
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from .depthwise_conv3d import DepthwiseConv3d
-from .pointwise import pointwise_conv3d, pointwise_fast_path
+from .pointwise import (
+    pointwise_conv3d,
+    pointwise_conv3d_scaled,
+    pointwise_fast_path,
+)
 
 __all__ = ['FastConv3d', 'FastDepthwiseConv3d', 'FastConvMixin']
 
@@ -64,18 +76,35 @@ class FastConvMixin:
             Tensor: The output.
         """
         weight, bias = self.weight, self.bias
+        gemm = (self.pointwise_gemm and self.is_pointwise
+                and pointwise_fast_path(x))
         if scale is not None:
-            weight = weight * scale.reshape(-1, 1, 1, 1, 1)
             folded = bias * scale if bias is not None else None
             if shift is not None:
                 folded = shift if folded is None else folded + shift
+            if (gemm and not torch.is_grad_enabled()
+                    and _scale_output(x, self.stride)):
+                # few positions (late stages): scaling the (P, C_out)
+                # output costs less than scaling the (C_out, C_in) weight
+                return pointwise_conv3d_scaled(x, weight, scale, folded,
+                                               self.stride)
+            weight = weight * scale.reshape(-1, 1, 1, 1, 1)
             bias = folded
-        if (self.pointwise_gemm and self.is_pointwise
-                and pointwise_fast_path(x)):
+        if gemm:
             return pointwise_conv3d(x, weight, bias, self.stride)
         if scale is None:
             return super().forward(x)
         return self._conv_forward(x, weight, bias)
+
+
+def _scale_output(x: Tensor, stride: Tuple[int, int, int]) -> bool:
+    """Fold ``scale`` into the output rather than the weight: true when the
+    conv has fewer output positions than input channels (the output then
+    has fewer elements than the weight)."""
+    n, c_in, t, h, w = x.shape
+    st, sh, sw = stride
+    positions = n * (-(-t // st)) * (-(-h // sh)) * (-(-w // sw))
+    return positions < c_in
 
 
 class FastConv3d(FastConvMixin, nn.Conv3d):

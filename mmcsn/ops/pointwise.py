@@ -30,8 +30,8 @@ from torch.nn.modules.utils import _triple
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 __all__ = [
-    'pointwise_conv3d', 'pointwise_fast_path', 'ops_observed',
-    'MKLDNN_MIN_POSITIONS'
+    'pointwise_conv3d', 'pointwise_conv3d_scaled', 'pointwise_fast_path',
+    'ops_observed', 'MKLDNN_MIN_POSITIONS'
 ]
 
 # oneDNN from this many positions (N*T*H*W) on; below it the fixed cost of
@@ -189,3 +189,48 @@ def pointwise_conv3d(x: Tensor,
         (bias is not None and bias.requires_grad)):
         return _matmul_conv(_compact(x, stride), weight, bias)
     return _PointwiseConv3dFunction.apply(x, weight, bias, stride)
+
+
+def pointwise_conv3d_scaled(x: Tensor,
+                            weight: Tensor,
+                            scale: Tensor,
+                            shift: Optional[Tensor] = None,
+                            stride: Sequence[int] = (1, 1, 1)) -> Tensor:
+    """``pointwise_conv3d(x, weight, None, stride) * scale + shift``, per
+    output channel, without gradients (inference only).
+
+    The product runs with the unscaled weight and ``scale`` / ``shift`` are
+    applied to the ``(positions, C_out)`` result in one pass: cheaper than
+    folding ``scale`` into the weight when there are fewer positions than
+    input channels (the late stages of a CSN).
+
+    Args:
+        x (Tensor): Input ``(N, C_in, T, H, W)``, channels_last_3d.
+        weight (Tensor): Kernel ``(C_out, C_in, 1, 1, 1)``.
+        scale (Tensor): ``(C_out,)`` factor.
+        shift (Tensor, optional): ``(C_out,)`` offset. Defaults to None.
+        stride (Sequence[int]): Stride (t, h, w). Defaults to (1, 1, 1).
+
+    Returns:
+        Tensor: ``(N, C_out, T', H', W')`` in channels_last_3d.
+    """
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or scale.requires_grad or
+                                    (shift is not None
+                                     and shift.requires_grad)):
+        raise RuntimeError('pointwise_conv3d_scaled is inference only')
+    if weight.dim() != 5 or tuple(weight.shape[2:]) != (1, 1, 1):
+        raise ValueError('weight must be (C_out, C_in, 1, 1, 1), got '
+                         f'{tuple(weight.shape)}')
+    stride = tuple(int(v) for v in _triple(stride))
+    x = _compact(x, stride)
+    n, c_in, t, h, w = x.shape
+    c_out = weight.shape[0]
+    out = torch.mm(
+        x.permute(0, 2, 3, 4, 1).reshape(-1, c_in),
+        weight.view(c_out, c_in).t())
+    if shift is None:
+        out.mul_(scale)
+    else:
+        out = torch.addcmul(shift, out, scale)
+    return out.view(n, t, h, w, c_out).permute(0, 4, 1, 2, 3)
