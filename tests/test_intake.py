@@ -9,13 +9,13 @@ import functools
 import hashlib
 import http.server
 import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
+from conftest import local_http_server
 
 import mmcsn  # noqa: F401
 from mmcsn.checkpoint import (
@@ -240,15 +240,8 @@ def server(tmp_path):
     root = tmp_path / 'www'
     root.mkdir()
     handler = functools.partial(_Quiet, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = f'http://127.0.0.1:{httpd.server_address[1]}'
-    try:
+    with local_http_server(handler) as (url, httpd):
         yield root, url, httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture

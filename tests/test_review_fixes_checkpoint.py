@@ -7,14 +7,12 @@ import http.server
 import io
 import pickle
 import socket
-import struct
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import load_tool
+from conftest import Py2Pickler, load_tool, local_http_server
 
 from mmcsn.checkpoint.caffe2_pickle import load_caffe2_pickle
 from mmcsn.checkpoint.download import cached_download, expected_sha256
@@ -50,12 +48,8 @@ def server():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f'http://127.0.0.1:{httpd.server_port}'
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(Handler) as (url, _):
+        yield url
 
 
 # ------------------------------------------------ truncated downloads
@@ -126,25 +120,10 @@ class _FlaggedArray:
                 (1, (1, ), _FlaggedDType(), False, b'AAAAAAAA'))
 
 
-class _Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 ``str`` (BINSTRING), like cPickle did."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def save_py2_str(self, obj):
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack('<i', len(obj)) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_py2_str
-
-
 def _write(path: Path, obj, py2: bool = False) -> Path:
     if py2:
         buf = io.BytesIO()
-        _Py2Pickler(buf, protocol=2).dump(obj)
+        Py2Pickler(buf, protocol=2).dump(obj)
         data = buf.getvalue().replace(b'numpy._core.multiarray\n',
                                       b'numpy.core.multiarray\n')
     else:
@@ -243,7 +222,8 @@ def test_dtype_state_other_refused(state):
     reason='torch.load(weights_only=True) hands the BUILD state of a dtype '
     "to numpy's builtin dtype, which ignores it: the byte order cannot be "
     'seen there without registering new BUILD-only types, which '
-    'tests/test_crafted_checkpoints.py pins (see the report)')
+    'tests/test_crafted_checkpoints.py pins; a known limit, docs/safety.md '
+    '("Checkpoints cannot run code")')
 def test_torch_load_big_endian_refused(tmp_path):
     import mmcsn  # noqa: F401  (installs the allow-list)
     path = tmp_path / 'be.pth'
