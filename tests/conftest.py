@@ -9,6 +9,10 @@
 * ``randomize_norms(model)`` -- non-trivial BN statistics and affine
   parameters (seed 0), then eval mode: a wrong BN fold or a branch zeroed
   by init cannot hide behind unit BNs.
+* ``run_script(script, *args, ok=True)`` -- run a script with this
+  interpreter from the repository root (one OpenMP thread, the repository
+  on ``PYTHONPATH``); returns ``(returncode, stdout + stderr)`` and, with
+  ``ok``, asserts it succeeded (showing the output's tail).
 * ``local_http_server(handler)`` -- a context manager serving ``handler``
   on 127.0.0.1 (a free port) in a thread; yields ``(base_url, httpd)``.
 * ``Py2Pickler`` -- a pickler that writes bytes as Python 2 ``str``, as
@@ -34,8 +38,10 @@ Fixtures other test files may reuse:
 import contextlib
 import http.server
 import importlib.util
+import os
 import pickle
 import struct
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -70,6 +76,18 @@ def randomize_norms(model: torch.nn.Module) -> torch.nn.Module:
             m.running_var = torch.rand(n, generator=gen) + 0.5
     model.eval()  # not `return model.eval()`: MMAction2's ResNet.train()
     return model  # returns None
+
+
+def run_script(script, *args, ok: bool = True, timeout: int = 300):
+    """Run ``script`` (see the module docstring); ``(rc, output)``."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, str(script), *map(str, args)],
+                          cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout)
+    out = proc.stdout.decode(errors='replace')
+    if ok:
+        assert proc.returncode == 0, out[-4000:]
+    return proc.returncode, out
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ mmcsn``, ``--resume`` through mmcsn's and MMAction2's ``train.py``,
 """
 import copy
 import io
-import os
 import pickle
 import pickletools
 import struct
@@ -30,6 +29,7 @@ import mmaction
 import numpy as np
 import pytest
 import torch
+from conftest import run_script
 
 import mmcsn  # noqa: F401  (installs the allow-list)
 from mmcsn.compat.safe_load import safe_global_names
@@ -438,14 +438,7 @@ def _options(root: Path, epochs: int = 1) -> List[str]:
 
 
 def _run(script: Path, *args: str, ok: bool = True):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(script), *map(str, args)],
-                          cwd=str(REPO), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=300)
-    out = proc.stdout.decode(errors='replace')
-    if ok:
-        assert proc.returncode == 0, out[-4000:]
-    return proc.returncode, out
+    return run_script(script, *args, ok=ok)
 
 
 @pytest.fixture(scope='module')

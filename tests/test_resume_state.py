@@ -16,6 +16,7 @@ from typing import List
 import pytest
 import torch
 import torch.nn as nn
+from conftest import run_script
 from mmengine.logging import MMLogger
 
 import mmcsn  # noqa: F401
@@ -92,17 +93,9 @@ def _options(root: Path, epochs: int) -> List[str]:
 
 
 def _train(work: Path, data: Path, *extra, ok: bool = True):
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'tools/train.py'), str(DEMO_CFG),
-         '--work-dir', str(work), *map(str, extra), '--cfg-options',
-         *_options(data, epochs=2)],
-        cwd=str(REPO), env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, timeout=300)
-    out = proc.stdout.decode(errors='replace')
-    if ok:
-        assert proc.returncode == 0, out[-4000:]
-    return proc.returncode, out
+    return run_script(REPO / 'tools/train.py', DEMO_CFG, '--work-dir', work,
+                      *extra, '--cfg-options', *_options(data, epochs=2),
+                      ok=ok)
 
 
 @pytest.fixture(scope='module')

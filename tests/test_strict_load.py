@@ -12,7 +12,6 @@
 """
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import List
@@ -20,6 +19,7 @@ from typing import List
 import mmaction
 import pytest
 import torch
+from conftest import run_script
 from mmengine.config import Config
 
 import mmcsn  # noqa: F401  (registers the hook, the checked loader)
@@ -291,11 +291,7 @@ def _options(root: Path, width: int = 16) -> List[str]:
 
 
 def _run(script: Path, *args) -> tuple:
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(script), *map(str, args)],
-                          cwd=str(REPO), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=300)
-    return proc.returncode, proc.stdout.decode(errors='replace')
+    return run_script(script, *args, ok=False)
 
 
 @pytest.fixture(scope='module')
