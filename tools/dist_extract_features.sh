@@ -11,5 +11,5 @@
 # .venv when it exists (tools/torchrun.sh).
 set -euo pipefail
 TOOLS="$(cd "$(dirname "$0")" && pwd)"
-exec "$TOOLS/torchrun.sh" "$3" "$TOOLS/extract_features.py" "$1" "$2" \
+exec bash "$TOOLS/torchrun.sh" "$3" "$TOOLS/extract_features.py" "$1" "$2" \
     --launcher pytorch "${@:4}"

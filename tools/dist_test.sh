@@ -7,5 +7,5 @@
 # NODE_RANK, MASTER_ADDR, PORT, PYTHON.
 set -euo pipefail
 TOOLS="$(cd "$(dirname "$0")" && pwd)"
-exec "$TOOLS/torchrun.sh" "$3" "$TOOLS/test.py" "$1" "$2" \
+exec bash "$TOOLS/torchrun.sh" "$3" "$TOOLS/test.py" "$1" "$2" \
     --launcher pytorch "${@:4}"

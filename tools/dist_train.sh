@@ -10,5 +10,5 @@
 # to the repository's .venv when it exists (tools/torchrun.sh).
 set -euo pipefail
 TOOLS="$(cd "$(dirname "$0")" && pwd)"
-exec "$TOOLS/torchrun.sh" "$2" "$TOOLS/train.py" "$1" --launcher pytorch \
+exec bash "$TOOLS/torchrun.sh" "$2" "$TOOLS/train.py" "$1" --launcher pytorch \
     "${@:3}"
