@@ -170,9 +170,9 @@ def test_inplace_residual_only_without_grad_and_hooks():
         assert block._inplace_residual(x)
 
 
-def test_hooked_branch_output_is_not_overwritten():
-    """A hook holding conv3's output sees the value it was given."""
-    block = _block(False)
+def _held_conv3_output(block) -> tuple:
+    """conv3's output as a forward hook holds it after the block ran, and
+    a copy taken when the hook saw it."""
     x = torch.randn(1, 32, 2, 4, 4).contiguous(memory_format=CL)
     held = []
     block.conv3.conv.register_forward_hook(
@@ -180,6 +180,12 @@ def test_hooked_branch_output_is_not_overwritten():
     with torch.no_grad():
         block(x)
     (out, copy), = held
+    return out, copy
+
+
+def test_hooked_branch_output_is_not_overwritten():
+    """A hook holding conv3's output sees the value it was given."""
+    out, copy = _held_conv3_output(_block(False))
     assert torch.equal(out, copy)
 
 
@@ -187,13 +193,7 @@ def test_inplace_add_would_be_caught():
     """Negative control: without the hook check, the held output changes."""
     block = _block(False)
     block._inplace_residual = lambda x: True  # ignore hooks (wrong)
-    x = torch.randn(1, 32, 2, 4, 4).contiguous(memory_format=CL)
-    held = []
-    block.conv3.conv.register_forward_hook(
-        lambda m, i, o: held.append((o, o.clone())))
-    with torch.no_grad():
-        block(x)
-    (out, copy), = held
+    out, copy = _held_conv3_output(block)
     assert not torch.equal(out, copy)
 
 

@@ -77,17 +77,20 @@ class BenchSpec:
                                                 if self.b_options else '-')
 
 
-def _backbone_cfg(model_cfg) -> dict:
-    return model_cfg.backbone if 'backbone' in model_cfg else model_cfg
+def _csn_config(spec: BenchSpec, impl: str):
+    """A fresh copy of A's config and its CSN backbone dict (to edit)."""
+    cfg = load_config(spec.config, spec.cfg_options)
+    model = cfg.model
+    backbone = model.backbone if 'backbone' in model else model
+    if backbone.type not in _CSN_TYPES:
+        raise ValueError(f'--compare-impl {impl} needs a CSN backbone, got '
+                         f'{backbone.type!r}')
+    return cfg, backbone
 
 
 def _mmaction_twin(spec: BenchSpec, model_a: nn.Module) -> nn.Module:
     """MMAction2 ``ResNet3dCSN`` version of an mmcsn CSN config."""
-    twin = load_config(spec.config, spec.cfg_options)
-    backbone = _backbone_cfg(twin.model)
-    if backbone.type not in _CSN_TYPES:
-        raise ValueError('--compare-impl mmaction needs a CSN backbone, got '
-                         f'{backbone.type!r}')
+    twin, backbone = _csn_config(spec, 'mmaction')
     backbone.type = 'ResNet3dCSN'
     for key in _MMCSN_ONLY_ARGS:
         backbone.pop(key, None)
@@ -134,11 +137,7 @@ def _plain_dw(model: nn.Module) -> nn.Module:
 
 def _plain_pw(spec: BenchSpec, model_a: nn.Module) -> nn.Module:
     """A's CSN config with ``pointwise_gemm=False``, A's weights."""
-    cfg = load_config(spec.config, spec.cfg_options)
-    backbone = _backbone_cfg(cfg.model)
-    if backbone.type not in _CSN_TYPES:
-        raise ValueError('--compare-impl plain-pw needs a CSN backbone, got '
-                         f'{backbone.type!r}')
+    cfg, backbone = _csn_config(spec, 'plain-pw')
     backbone.pointwise_gemm = False
     return _same_weights(build_model(cfg), model_a)
 
